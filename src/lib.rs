@@ -1,0 +1,7 @@
+//! crossclr: train, evaluate and explore CrossCLR joint video–text embeddings.
+//!
+//! Data flows one way (DESIGN.md §3): media → features → model → embeddings → analysis → views.
+
+pub mod cli;
+pub mod crossclr;
+pub mod eval;
