@@ -73,11 +73,8 @@ fn direction_logits(
     plan: &SidePlan,
     targets: &mut RowTargets,
     row_offset: usize,
-    scale: &mut Vec<f64>,
 ) -> candle_core::Result<Tensor> {
     let batch = plan.negatives.cross_pruned.len();
-    let candidates = plan.negatives.intra_pruned.len();
-    let cols = batch + candidates;
     let intra = anchors.matmul(&bank.t()?)?;
     let official = config.mode == Mode::Official;
     let (cross, intra) = match config.mode {
@@ -92,11 +89,10 @@ fn direction_logits(
     };
     for i in 0..batch {
         let row = row_offset + i;
-        let mut row_scale = vec![1.0; cols];
         for (j, &pruned) in plan.negatives.cross_pruned.iter().enumerate() {
             if pruned && j != i {
                 if official {
-                    row_scale[j] = 0.0;
+                    targets.zero(row, j);
                 } else {
                     targets.remove(row, j);
                 }
@@ -109,7 +105,7 @@ fn direction_logits(
         }
         if let Some(own) = plan.negatives.own_intra[i] {
             if official {
-                row_scale[batch + own] = 0.0;
+                targets.zero(row, batch + own);
             } else {
                 targets.remove(row, batch + own);
             }
@@ -120,9 +116,6 @@ fn direction_logits(
             for &j in &extra[i] {
                 targets.set_positive(row, j, beta);
             }
-        }
-        if official {
-            scale.extend(row_scale);
         }
     }
     Tensor::cat(&[&cross, &intra], 1)
@@ -151,7 +144,6 @@ pub(crate) fn crossclr_report(
     }
     let cols = batch + candidates;
     let mut targets = RowTargets::new(2 * batch, cols);
-    let mut scale = Vec::new();
     let cross = video.matmul(&text.t()?)?;
     let cross_t = cross.t()?;
     let video_rows = direction_logits(
@@ -162,7 +154,6 @@ pub(crate) fn crossclr_report(
         &video_plan,
         &mut targets,
         0,
-        &mut scale,
     )?;
     let text_rows = direction_logits(
         config,
@@ -172,14 +163,8 @@ pub(crate) fn crossclr_report(
         &text_plan,
         &mut targets,
         batch,
-        &mut scale,
     )?;
-    let mut logits = Tensor::cat(&[&video_rows, &text_rows], 0)?;
-    if !scale.is_empty() {
-        let scale = Tensor::from_vec(scale, (2 * batch, cols), logits.device())?
-            .to_dtype(logits.dtype())?;
-        logits = (logits * scale)?;
-    }
+    let logits = Tensor::cat(&[&video_rows, &text_rows], 0)?;
     let per_sample = masked_nll(&logits, &targets)?;
     let weights: Vec<f64> = video_plan
         .weights

@@ -1,1 +1,220 @@
+//! Retrieval metrics with COOT's protocol (DESIGN.md §6): rank of the true match per query
+//! (0-based), R@k = mean(rank < k) for k ∈ {1, 5, 10, 50}, MdR = floor(median rank) + 1,
+//! MnR = mean rank + 1. Ties are counted with an explicit [`TiePolicy`], pessimistic by default.
 
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+#[derive(Debug, Error, PartialEq)]
+pub enum EvalError {
+    #[error(
+        "similarity matrix is {rows}×{cols}; expected at least one query and no more queries than candidates (true match of query i is candidate i)"
+    )]
+    Shape { rows: usize, cols: usize },
+    #[error("similarity[{row}, {col}] is {value}; expected finite scores")]
+    NonFinite { row: usize, col: usize, value: f64 },
+    #[error("{found} similarity values for a {rows}×{cols} matrix")]
+    Length {
+        found: usize,
+        rows: usize,
+        cols: usize,
+    },
+}
+
+/// How a candidate scoring exactly as high as the true match is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TiePolicy {
+    /// Every other candidate scoring ≥ the true match ranks above it (a constant scorer gets the
+    /// worst rank, never a perfect one).
+    #[default]
+    Pessimistic,
+    /// Only candidates scoring strictly higher rank above it.
+    Optimistic,
+}
+
+/// Recalls as fractions in [0, 1]; ranks are 1-based as in the literature.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RetrievalMetrics {
+    pub r1: f64,
+    pub r5: f64,
+    pub r10: f64,
+    pub r50: f64,
+    pub median_rank: f64,
+    pub mean_rank: f64,
+}
+
+/// A row-major similarity matrix: rows are queries, columns candidates, the true match of query i
+/// is candidate i.
+#[derive(Debug, Clone, Copy)]
+pub struct Similarity<'a> {
+    values: &'a [f64],
+    rows: usize,
+    cols: usize,
+}
+
+impl<'a> Similarity<'a> {
+    pub fn new(values: &'a [f64], rows: usize, cols: usize) -> Result<Self, EvalError> {
+        if values.len() != rows * cols {
+            return Err(EvalError::Length {
+                found: values.len(),
+                rows,
+                cols,
+            });
+        }
+        if rows == 0 || rows > cols {
+            return Err(EvalError::Shape { rows, cols });
+        }
+        if let Some(at) = values.iter().position(|v| !v.is_finite()) {
+            return Err(EvalError::NonFinite {
+                row: at / cols,
+                col: at % cols,
+                value: values[at],
+            });
+        }
+        Ok(Self { values, rows, cols })
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    fn row(&self, i: usize) -> &'a [f64] {
+        &self.values[i * self.cols..(i + 1) * self.cols]
+    }
+
+    /// 0-based rank of the true match of every query.
+    pub fn ranks(&self, ties: TiePolicy) -> Vec<usize> {
+        (0..self.rows)
+            .map(|i| {
+                let row = self.row(i);
+                let truth = row[i];
+                row.iter()
+                    .enumerate()
+                    .filter(|&(j, &score)| {
+                        j != i
+                            && match ties {
+                                TiePolicy::Pessimistic => score >= truth,
+                                TiePolicy::Optimistic => score > truth,
+                            }
+                    })
+                    .count()
+            })
+            .collect()
+    }
+
+    /// The metrics of this direction.
+    pub fn metrics(&self, ties: TiePolicy) -> RetrievalMetrics {
+        metrics_from_ranks(&self.ranks(ties))
+    }
+
+    /// The transposed matrix (the other retrieval direction), owned.
+    pub fn transposed(&self) -> Vec<f64> {
+        let mut out = vec![0.0; self.values.len()];
+        for i in 0..self.rows {
+            for j in 0..self.cols {
+                out[j * self.rows + i] = self.values[i * self.cols + j];
+            }
+        }
+        out
+    }
+}
+
+/// Metrics from 0-based ranks (an empty slice gives NaN metrics; [`Similarity::new`] always has a row).
+pub fn metrics_from_ranks(ranks: &[usize]) -> RetrievalMetrics {
+    let n = ranks.len() as f64;
+    let recall = |k: usize| ranks.iter().filter(|&&r| r < k).count() as f64 / n;
+    let mut sorted = ranks.to_vec();
+    sorted.sort_unstable();
+    let median = match sorted.len() {
+        0 => f64::NAN,
+        len if len % 2 == 1 => sorted[len / 2] as f64,
+        len => (sorted[len / 2 - 1] + sorted[len / 2]) as f64 / 2.0,
+    };
+    RetrievalMetrics {
+        r1: recall(1),
+        r5: recall(5),
+        r10: recall(10),
+        r50: recall(50),
+        median_rank: median.floor() + 1.0,
+        mean_rank: ranks.iter().sum::<usize>() as f64 / n + 1.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hand_computed_matrix_with_ties() {
+        // Query 0: true 0.9, others 0.1 0.9 0.2 -> pessimistic rank 1 (tie), optimistic 0.
+        // Query 1: true 0.5, others 0.6 0.7 0.1 -> rank 2.
+        // Query 2: true 0.3, others 0.3 0.3 0.3 -> pessimistic 3, optimistic 0.
+        // Query 3: true 1.0, others 0.0 0.0 0.0 -> rank 0.
+        let s = [
+            0.9, 0.1, 0.9, 0.2, //
+            0.6, 0.5, 0.7, 0.1, //
+            0.3, 0.3, 0.3, 0.3, //
+            0.0, 0.0, 0.0, 1.0,
+        ];
+        let sim = Similarity::new(&s, 4, 4).unwrap();
+        assert_eq!(sim.ranks(TiePolicy::Pessimistic), vec![1, 2, 3, 0]);
+        assert_eq!(sim.ranks(TiePolicy::Optimistic), vec![0, 2, 0, 0]);
+        let m = sim.metrics(TiePolicy::Pessimistic);
+        assert_eq!(m.r1, 0.25);
+        assert_eq!(m.r5, 1.0);
+        // sorted ranks 0 1 2 3: median 1.5 -> floor 1 -> MdR 2; mean 1.5 -> MnR 2.5
+        assert_eq!(m.median_rank, 2.0);
+        assert_eq!(m.mean_rank, 2.5);
+        let o = sim.metrics(TiePolicy::Optimistic);
+        assert_eq!((o.r1, o.median_rank, o.mean_rank), (0.75, 1.0, 1.5));
+    }
+
+    #[test]
+    fn a_constant_scorer_gets_the_worst_rank() {
+        let s = vec![0.5; 9];
+        let m = Similarity::new(&s, 3, 3)
+            .unwrap()
+            .metrics(TiePolicy::Pessimistic);
+        assert_eq!((m.r1, m.median_rank, m.mean_rank), (0.0, 3.0, 3.0));
+    }
+
+    #[test]
+    fn recall_at_k_counts_ranks_strictly_below_k() {
+        let ranks: Vec<usize> = vec![0, 4, 5, 9, 10, 49, 50, 100];
+        let m = metrics_from_ranks(&ranks);
+        assert_eq!(m.r1, 1.0 / 8.0);
+        assert_eq!(m.r5, 2.0 / 8.0);
+        assert_eq!(m.r10, 4.0 / 8.0);
+        assert_eq!(m.r50, 6.0 / 8.0);
+        // sorted: 0 4 5 9 10 49 50 100 -> median (9+10)/2 = 9.5 -> 9 + 1
+        assert_eq!(m.median_rank, 10.0);
+        assert_eq!(m.mean_rank, 227.0 / 8.0 + 1.0);
+    }
+
+    #[test]
+    fn rectangular_galleries_and_transposition() {
+        let s = [1.0, 0.0, 2.0, 0.5, 0.4, 0.3];
+        let sim = Similarity::new(&s, 2, 3).unwrap();
+        assert_eq!(sim.ranks(TiePolicy::Pessimistic), vec![1, 1]);
+        assert_eq!(sim.transposed(), vec![1.0, 0.5, 0.0, 0.4, 2.0, 0.3]);
+        assert_eq!(
+            Similarity::new(&s, 3, 2).unwrap_err(),
+            EvalError::Shape { rows: 3, cols: 2 }
+        );
+    }
+
+    #[test]
+    fn non_finite_scores_are_named() {
+        let s = [1.0, 0.0, f64::NAN, 0.5];
+        let err = Similarity::new(&s, 2, 2).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "similarity[1, 0] is NaN; expected finite scores"
+        );
+    }
+}

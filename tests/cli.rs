@@ -1,0 +1,376 @@
+//! The `crossclr` binary end to end: `loss` against the reference fixtures, its errors, and `eval`.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use candle_core::{DType, Device, Tensor};
+use serde_json::Value;
+
+fn crossclr(args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_crossclr"))
+        .args(args)
+        .output()
+        .expect("run crossclr");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn matrix(value: &Value, dtype: DType) -> Tensor {
+    let rows: Vec<Vec<f64>> = serde_json::from_value(value.clone()).unwrap();
+    let (n, m) = (rows.len(), rows[0].len());
+    Tensor::from_vec(
+        rows.into_iter().flatten().collect::<Vec<_>>(),
+        (n, m),
+        &Device::Cpu,
+    )
+    .unwrap()
+    .to_dtype(dtype)
+    .unwrap()
+}
+
+fn save(path: &Path, tensors: Vec<(&str, Tensor)>) {
+    let map: HashMap<String, Tensor> = tensors
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    candle_core::safetensors::save(&map, path).unwrap();
+}
+
+fn fixture(name: &str) -> Value {
+    let path = common::shared_dir().join("fixtures/crossclr").join(name);
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Writes every step of a fixture as a batch file; returns their paths.
+fn write_batches(dir: &Path, fixture: &Value, dtype: DType) -> Vec<PathBuf> {
+    let keys = ["video_emb", "text_emb", "video_in", "text_in"];
+    fixture["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .map(|(i, step)| {
+            let path = dir.join(format!("step{i}.safetensors"));
+            save(
+                &path,
+                keys.iter()
+                    .map(|k| (*k, matrix(&step[*k], dtype)))
+                    .collect(),
+            );
+            path
+        })
+        .collect()
+}
+
+fn params_args(fixture: &Value) -> Vec<String> {
+    let p = &fixture["params"];
+    let mut args = vec![
+        "--mode".to_string(),
+        fixture["mode"].as_str().unwrap().to_string(),
+    ];
+    for (flag, key) in [
+        ("--tau", "tau"),
+        ("--kappa", "kappa"),
+        ("--lambda", "lambda"),
+        ("--gamma", "gamma"),
+    ] {
+        args.push(flag.into());
+        args.push(p[key].to_string());
+    }
+    if p["multi_pos"].as_bool().unwrap() {
+        args.extend([
+            "--multi-pos".into(),
+            p["num_pos"].to_string(),
+            "--beta".into(),
+            p["beta"].to_string(),
+        ]);
+    }
+    if let Some(k) = p["queue"].as_u64() {
+        args.extend(["--queue".into(), k.to_string()]);
+    }
+    args
+}
+
+fn assert_close(got: &Value, expected: &Value, what: &str) {
+    let got: Vec<f64> = serde_json::from_value(got.clone()).unwrap();
+    let expected: Vec<f64> = serde_json::from_value(expected.clone()).unwrap();
+    assert_eq!(got.len(), expected.len(), "{what}");
+    for (g, e) in got.iter().zip(&expected) {
+        assert!(
+            common::relative_error(*g, *e, 1e-30) < 1e-4,
+            "{what}: {g} vs {e}"
+        );
+    }
+}
+
+fn check_json_against_fixture(stdout: &str, fixture: &Value) {
+    let out: Value = serde_json::from_str(stdout.trim()).expect("exactly one JSON object");
+    let steps = out["steps"].as_array().unwrap();
+    let expected_steps = fixture["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), expected_steps.len());
+    for (got, want) in steps.iter().zip(expected_steps) {
+        let want = &want["expected"];
+        let (g, e) = (
+            got["loss"].as_f64().unwrap(),
+            want["loss"].as_f64().unwrap(),
+        );
+        assert!(
+            common::relative_error(g, e, 1e-30) < 1e-4,
+            "loss {g} vs {e}"
+        );
+        for side in ["video", "text"] {
+            assert_close(
+                &got[side]["per_sample"],
+                &want[side]["per_sample"],
+                "per_sample",
+            );
+            assert_close(&got[side]["weights"], &want[side]["weights"], "weights");
+            assert_eq!(got[side]["influential"], want[side]["influential"]);
+        }
+    }
+}
+
+#[test]
+fn loss_json_reproduces_fixtures_for_both_modes_queues_and_dtypes() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("paper_noq_14.json", DType::F32),
+        ("paper_noq_25.json", DType::F64),
+        ("official_noq_07.json", DType::F32),
+        ("paper_queue.json", DType::F32),
+    ];
+    for (name, dtype) in cases {
+        let fixture = fixture(name);
+        let case_dir = dir.path().join(name);
+        std::fs::create_dir_all(&case_dir).unwrap();
+        let batches = write_batches(&case_dir, &fixture, dtype);
+        let mut args: Vec<String> = vec!["loss".into()];
+        for b in &batches {
+            args.extend(["--batch".into(), b.display().to_string()]);
+        }
+        args.extend(params_args(&fixture));
+        args.push("--json".into());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (ok, stdout, stderr) = crossclr(&args);
+        assert!(ok, "{name}: {stderr}");
+        check_json_against_fixture(&stdout, &fixture);
+    }
+}
+
+#[test]
+fn official_queue_starts_from_the_given_buffers() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = fixture("official_queue.json");
+    let batches = write_batches(dir.path(), &fixture, DType::F32);
+    let init = dir.path().join("queue.safetensors");
+    let q = &fixture["queue_init"];
+    save(
+        &init,
+        [
+            "queue_video_emb",
+            "queue_text_emb",
+            "queue_video_in",
+            "queue_text_in",
+        ]
+        .iter()
+        .map(|k| (*k, matrix(&q[*k], DType::F32)))
+        .collect(),
+    );
+    let mut args: Vec<String> = vec!["loss".into()];
+    for b in &batches {
+        args.extend(["--batch".into(), b.display().to_string()]);
+    }
+    args.extend(params_args(&fixture));
+    args.extend([
+        "--queue-init".into(),
+        init.display().to_string(),
+        "--json".into(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, stdout, stderr) = crossclr(&args);
+    assert!(ok, "{stderr}");
+    check_json_against_fixture(&stdout, &fixture);
+}
+
+#[test]
+fn loss_table_lists_every_sample_and_the_anchor_sets() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = fixture("paper_noq_12.json");
+    let batch = write_batches(dir.path(), &fixture, DType::F32).remove(0);
+    let (ok, stdout, stderr) = crossclr(&[
+        "loss",
+        "--batch",
+        batch.to_str().unwrap(),
+        "--gamma",
+        "0.7",
+        "--anchor",
+        "3",
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("loss 0.2131"), "{stdout}");
+    assert!(stdout.contains("video → text: 9 influential"), "{stdout}");
+    assert!(stdout.contains("anchor 3: positive 3"), "{stdout}");
+    assert!(stdout.contains("cross-modal pruned"), "{stdout}");
+    // 16 rows per direction, plus headers.
+    let rows = stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with(char::is_numeric))
+        .count();
+    assert_eq!(rows, 32, "{stdout}");
+}
+
+#[test]
+fn loss_errors_name_the_file_tensor_and_shapes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.safetensors");
+    let cpu = &Device::Cpu;
+    let z = |r: usize, c: usize| Tensor::zeros((r, c), DType::F32, cpu).unwrap();
+
+    save(
+        &path,
+        vec![
+            ("video_emb", z(4, 3)),
+            ("text_emb", z(4, 3)),
+            ("video_in", z(4, 2)),
+        ],
+    );
+    let (ok, _, stderr) = crossclr(&["loss", "--batch", path.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("bad.safetensors") && stderr.contains("missing tensor `text_in`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("video_emb [4, 3]"),
+        "lists what the file holds: {stderr}"
+    );
+
+    let cube = Tensor::zeros((4, 3, 2), DType::F32, cpu).unwrap();
+    save(
+        &path,
+        vec![
+            ("video_emb", z(4, 3)),
+            ("text_emb", z(4, 3)),
+            ("video_in", cube),
+            ("text_in", z(4, 2)),
+        ],
+    );
+    let (ok, _, stderr) = crossclr(&["loss", "--batch", path.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("`video_in` has shape [4, 3, 2]") && stderr.contains("rank 2"),
+        "{stderr}"
+    );
+
+    save(
+        &path,
+        vec![
+            ("video_emb", z(4, 3)),
+            ("text_emb", z(5, 3)),
+            ("video_in", z(4, 2)),
+            ("text_in", z(4, 2)),
+        ],
+    );
+    let (ok, _, stderr) = crossclr(&["loss", "--batch", path.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("text_emb") && stderr.contains("[5, 3]") && stderr.contains("[4, 3]"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("bad.safetensors"), "{stderr}");
+
+    let ints = Tensor::zeros((4, 3), DType::U32, cpu).unwrap();
+    save(
+        &path,
+        vec![
+            ("video_emb", ints),
+            ("text_emb", z(4, 3)),
+            ("video_in", z(4, 2)),
+            ("text_in", z(4, 2)),
+        ],
+    );
+    let (ok, _, stderr) = crossclr(&["loss", "--batch", path.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(stderr.contains("`video_emb` has dtype U32"), "{stderr}");
+
+    std::fs::write(&path, b"not a safetensors file").unwrap();
+    let (ok, _, stderr) = crossclr(&["loss", "--batch", path.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("bad.safetensors is not a readable safetensors file"),
+        "{stderr}"
+    );
+
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn eval_similarity_prints_the_metrics_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.safetensors");
+    let s = Tensor::from_vec(
+        vec![
+            0.9f32, 0.1, 0.9, 0.2, //
+            0.6, 0.5, 0.7, 0.1, //
+            0.3, 0.3, 0.3, 0.3, //
+            0.0, 0.0, 0.0, 1.0,
+        ],
+        (4, 4),
+        &Device::Cpu,
+    )
+    .unwrap();
+    save(&path, vec![("similarity", s)]);
+    let (ok, stdout, stderr) =
+        crossclr(&["eval", "--similarity", path.to_str().unwrap(), "--json"]);
+    assert!(ok, "{stderr}");
+    let m: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(m["r1"], 0.25);
+    assert_eq!(m["r5"], 1.0);
+    assert_eq!(m["r10"], 1.0);
+    assert_eq!(m["r50"], 1.0);
+    assert_eq!(m["median_rank"], 2.0);
+    assert_eq!(m["mean_rank"], 2.5);
+    let keys: Vec<&String> = m.as_object().unwrap().keys().collect();
+    assert_eq!(keys.len(), 6);
+
+    // Columns as queries: column ranks 1 (0.9≥... tie), 0, 2... computed by hand:
+    // col 0: truth 0.9 vs 0.6 0.3 0.0 -> 0; col 1: truth 0.5 vs 0.1 0.3 0.0 -> 0;
+    // col 2: truth 0.3 vs 0.9 0.7 0.0 -> 2; col 3: truth 1.0 -> 0.
+    let (ok, stdout, _) = crossclr(&[
+        "eval",
+        "--similarity",
+        path.to_str().unwrap(),
+        "--json",
+        "--transpose",
+    ]);
+    assert!(ok);
+    let m: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(m["r1"], 0.75);
+    assert_eq!(m["mean_rank"], 1.5);
+
+    let (ok, stdout, _) = crossclr(&["eval", "--similarity", path.to_str().unwrap()]);
+    assert!(ok);
+    assert!(
+        stdout.contains("R@1") && stdout.contains("25.00"),
+        "{stdout}"
+    );
+
+    save(
+        &path,
+        vec![(
+            "scores",
+            Tensor::zeros((2, 2), DType::F32, &Device::Cpu).unwrap(),
+        )],
+    );
+    let (ok, _, stderr) = crossclr(&["eval", "--similarity", path.to_str().unwrap()]);
+    assert!(
+        !ok && stderr.contains("missing tensor `similarity`"),
+        "{stderr}"
+    );
+}
