@@ -85,6 +85,7 @@ def main():
     print(json.dumps({
         "loss": loss_value,
         "median_ms": median * 1e3,
+        "times_ms": [t * 1e3 for t in times],
         "samples_per_s": a.batch / median,
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,

@@ -131,7 +131,7 @@ fn gradient_check(
             .unwrap();
         let values: Vec<f64> = var.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
         for (index, &g) in analytic.iter().enumerate().skip(first_row * 8) {
-            let mut shifted = |delta: f64| {
+            let shifted = |delta: f64| {
                 let mut data = values.clone();
                 data[index] += delta;
                 let moved = tensor(data, 8);

@@ -179,7 +179,7 @@ fn build_loss(args: &LossArgs) -> Result<Box<dyn ContrastiveLoss>> {
     })
 }
 
-fn load_batch(path: &PathBuf) -> Result<PairBatch> {
+fn load_batch(path: &std::path::Path) -> Result<PairBatch> {
     let file = TensorFile::open(path)?;
     let batch = PairBatch::new(
         file.matrix("video_emb")?,
@@ -299,7 +299,7 @@ fn print_step(
             "#", "loss", "weight", "c/max", "infl", "pruned cross", "pruned intra"
         )?;
         let cross_candidates = batch.saturating_sub(1);
-        for i in 0..batch {
+        for (i, loss) in losses.iter().enumerate() {
             let (cross, intra) = side.negatives.pruned_counts(i);
             let intra_candidates = side.negatives.for_anchor(i);
             let intra_total =
@@ -313,7 +313,7 @@ fn print_step(
                 out,
                 "  {:>5} {:>11.6} {:>10.6} {:>8} {:>5} {:>13} {:>13}",
                 i,
-                losses[i],
+                loss,
                 side.weights[i],
                 score,
                 if side.influential[i] { "yes" } else { "" },

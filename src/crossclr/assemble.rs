@@ -1,13 +1,14 @@
 //! The part of CrossCLR shared by the no-queue and queue variants: from normalised embeddings,
-//! intra-modal banks and the connectivity of anchors and candidates to the logits, their masks,
-//! the per-sample losses, the weights and the report.
+//! intra-modal banks and the connectivity of anchors and candidates to the similarity matrix, the
+//! status of its entries, the per-sample losses, the weights and the report.
 
-use candle_core::{D, Tensor};
+use candle_core::Tensor;
 
 use super::connectivity::{
     influential_mask, normalised_scores, official_kept_intra, sample_weights,
 };
-use super::nll::{RowTargets, masked_nll};
+use super::logits::{similarity, unit_rows};
+use super::nll::{Affine, CROSS, INTRA, REMOVED, RowTargets, ZEROED, gram_nll, masked_nll};
 use super::{CrossClrConfig, IntraSource, LossError, LossReport, Mode, NegativeSets, SideReport};
 
 /// What one direction needs besides the embeddings.
@@ -22,6 +23,14 @@ pub(crate) struct SideInputs {
     pub intra_source: IntraSource,
     /// Extra positives of each anchor (multiple positives), as batch indices.
     pub extra_positives: Option<Vec<Vec<usize>>>,
+}
+
+/// Where the intra-modal candidates of the anchors come from.
+pub(crate) enum Banks<'a> {
+    /// The batch itself: one Gram matrix of `[v̂; t̂]` holds every block.
+    Batch,
+    /// The filled queue slots (F×d each), constants.
+    Queue { video: &'a Tensor, text: &'a Tensor },
 }
 
 struct SidePlan {
@@ -58,77 +67,64 @@ fn plan_side(config: &CrossClrConfig, inputs: SideInputs) -> SidePlan {
 }
 
 /// Row-wise L2 normalisation with the rule of `F.normalize`: `x / max(‖x‖, 1e-12)`.
-/// The clamp sits under the square root so that a zero row has a zero gradient, not NaN.
 pub(crate) fn l2_normalise(x: &Tensor) -> candle_core::Result<Tensor> {
-    let norm = x.sqr()?.sum_keepdim(D::Minus1)?.maximum(1e-24)?.sqrt()?;
-    x.broadcast_div(&norm)
+    unit_rows(x)
 }
 
-/// Logits of one direction, `[cross | intra]`, and the constants that go with them.
-fn direction_logits(
+/// Writes the statuses and positives of one direction's rows: rows `row_offset..row_offset + B`,
+/// whose cross candidates sit at columns `cross_at..cross_at + B` and intra candidates at
+/// `intra_at..intra_at + M`.
+fn fill_direction(
     config: &CrossClrConfig,
-    anchors: &Tensor,
-    cross: &Tensor,
-    bank: &Tensor,
     plan: &SidePlan,
     targets: &mut RowTargets,
     row_offset: usize,
-) -> candle_core::Result<Tensor> {
-    let batch = plan.negatives.cross_pruned.len();
-    let intra = anchors.matmul(&bank.t()?)?;
+    cross_at: usize,
+    intra_at: usize,
+) {
     let official = config.mode == Mode::Official;
-    let (cross, intra) = match config.mode {
-        Mode::Paper => (
-            cross.affine(1.0 / config.tau, 0.0)?,
-            intra.affine(1.0 / config.tau, config.lambda.ln())?,
-        ),
-        Mode::Official => (
-            cross.affine(1.0 / config.tau, 0.0)?,
-            intra.affine(config.lambda / config.tau, 0.0)?,
-        ),
-    };
-    for i in 0..batch {
+    let cols = targets.cols;
+    // Pruning is per candidate, so one template row serves every anchor of the direction.
+    let mut template = vec![REMOVED; cols];
+    for (j, &pruned) in plan.negatives.cross_pruned.iter().enumerate() {
+        template[cross_at + j] = match (pruned, official) {
+            (false, _) => CROSS,
+            (true, true) => ZEROED,
+            (true, false) => REMOVED,
+        };
+    }
+    for (k, &pruned) in plan.negatives.intra_pruned.iter().enumerate() {
+        template[intra_at + k] = if pruned { REMOVED } else { INTRA };
+    }
+    let beta = config.multi_positive.map_or(0.0, |m| m.beta);
+    for (i, own) in plan.negatives.own_intra.iter().enumerate() {
         let row = row_offset + i;
-        for (j, &pruned) in plan.negatives.cross_pruned.iter().enumerate() {
-            if pruned && j != i {
-                if official {
-                    targets.zero(row, j);
-                } else {
-                    targets.remove(row, j);
-                }
-            }
+        let status = &mut targets.status[row * cols..(row + 1) * cols];
+        status.copy_from_slice(&template);
+        status[cross_at + i] = CROSS; // the positive is never pruned
+        if let Some(own) = own {
+            let entry = &mut status[intra_at + own];
+            *entry = match (*entry, official) {
+                (REMOVED, _) => REMOVED,
+                (_, true) => ZEROED,
+                (_, false) => REMOVED,
+            };
         }
-        for (k, &pruned) in plan.negatives.intra_pruned.iter().enumerate() {
-            if pruned {
-                targets.remove(row, batch + k);
-            }
-        }
-        if let Some(own) = plan.negatives.own_intra[i] {
-            if official {
-                targets.zero(row, batch + own);
-            } else {
-                targets.remove(row, batch + own);
-            }
-        }
-        targets.set_positive(row, i, 1.0);
+        targets.set_positive(row, cross_at + i, 1.0);
         if let Some(extra) = &plan.inputs.extra_positives {
-            let beta = config.multi_positive.map_or(0.0, |m| m.beta);
             for &j in &extra[i] {
-                targets.set_positive(row, j, beta);
+                targets.set_positive(row, cross_at + j, beta);
             }
         }
     }
-    Tensor::cat(&[&cross, &intra], 1)
 }
 
-/// Evaluates CrossCLR for normalised embeddings `video`, `text` (B×d) against intra-modal banks
-/// (M×d: the batch itself, or the queue).
+/// Evaluates CrossCLR for normalised embeddings `video`, `text` (B×d) against intra-modal banks.
 pub(crate) fn crossclr_report(
     config: &CrossClrConfig,
     video: &Tensor,
     text: &Tensor,
-    video_bank: &Tensor,
-    text_bank: &Tensor,
+    banks: Banks<'_>,
     video_side: SideInputs,
     text_side: SideInputs,
 ) -> Result<LossReport, LossError> {
@@ -143,29 +139,34 @@ pub(crate) fn crossclr_report(
         )));
     }
     let cols = batch + candidates;
-    let mut targets = RowTargets::new(2 * batch, cols);
-    let cross = video.matmul(&text.t()?)?;
-    let cross_t = cross.t()?;
-    let video_rows = direction_logits(
-        config,
-        video,
-        &cross,
-        video_bank,
-        &video_plan,
-        &mut targets,
-        0,
-    )?;
-    let text_rows = direction_logits(
-        config,
-        text,
-        &cross_t,
-        text_bank,
-        &text_plan,
-        &mut targets,
-        batch,
-    )?;
-    let logits = Tensor::cat(&[&video_rows, &text_rows], 0)?;
-    let per_sample = masked_nll(&logits, &targets)?;
+    let mut targets = RowTargets::cross_only(2 * batch, cols, 1.0 / config.tau);
+    targets.intra = match config.mode {
+        Mode::Paper => Affine {
+            scale: 1.0 / config.tau,
+            offset: config.lambda.ln(),
+        },
+        Mode::Official => Affine::scale(config.lambda / config.tau),
+    };
+    let per_sample = match banks {
+        // Rows and columns both run over [videos; texts]: video rows see the videos as intra
+        // candidates and the texts as cross ones, text rows the other way round.
+        Banks::Batch => {
+            fill_direction(config, &video_plan, &mut targets, 0, batch, 0);
+            fill_direction(config, &text_plan, &mut targets, batch, 0, batch);
+            gram_nll(&Tensor::cat(&[video, text], 0)?, targets)?
+        }
+        // Every row sees [the other modality's batch | its own modality's queue].
+        Banks::Queue {
+            video: video_bank,
+            text: text_bank,
+        } => {
+            fill_direction(config, &video_plan, &mut targets, 0, 0, batch);
+            fill_direction(config, &text_plan, &mut targets, batch, 0, batch);
+            let video_rows = similarity(video, text, Some(video_bank))?;
+            let text_rows = similarity(text, video, Some(text_bank))?;
+            masked_nll(&Tensor::cat(&[&video_rows, &text_rows], 0)?, targets)?
+        }
+    };
     let weights: Vec<f64> = video_plan
         .weights
         .iter()

@@ -6,6 +6,7 @@ use candle_core::{D, Tensor};
 
 use super::assemble::l2_normalise;
 use super::connectivity::{influential_mask, normalised_scores};
+use super::logits::similarity;
 use super::nll::{RowTargets, masked_nll};
 use super::{
     ContrastiveLoss, IntraSource, LossError, LossReport, Mode, NegativeSets, PairBatch, SideReport,
@@ -41,14 +42,13 @@ fn symmetric_mean(per_sample: &Tensor) -> candle_core::Result<Tensor> {
     per_sample.mean_all()
 }
 
-/// Cross-modal logits `[v̂ t̂ᵀ ; t̂ v̂ᵀ] / τ` (2B×B) with the pair on the diagonal of each block.
-fn cross_logits(batch: &PairBatch, tau: f64) -> candle_core::Result<(Tensor, usize)> {
+/// Cross-modal cosine similarities `[v̂ t̂ᵀ ; t̂ v̂ᵀ]` (2B×B), the pair on the diagonal of each block.
+fn cross_similarities(batch: &PairBatch) -> candle_core::Result<(Tensor, usize)> {
     let video = l2_normalise(&batch.video_emb)?;
     let text = l2_normalise(&batch.text_emb)?;
-    let cross = video.matmul(&text.t()?)?;
     let size = video.dim(0)?;
-    let logits = Tensor::cat(&[&cross, &cross.t()?], 0)?.affine(1.0 / tau, 0.0)?;
-    Ok((logits, size))
+    let cross = similarity(&video, &text, None)?;
+    Ok((Tensor::cat(&[&cross, &cross.t()?], 0)?, size))
 }
 
 /// Symmetric InfoNCE (CLIP): cross-entropy over the in-batch candidates of the other modality.
@@ -71,13 +71,13 @@ impl ContrastiveLoss for InfoNce {
 
     fn forward(&mut self, batch: &PairBatch) -> Result<LossReport, LossError> {
         batch.validate()?;
-        let (logits, size) = cross_logits(batch, self.tau)?;
-        let mut targets = RowTargets::new(2 * size, size);
+        let (similarities, size) = cross_similarities(batch)?;
+        let mut targets = RowTargets::cross_only(2 * size, size, 1.0 / self.tau);
         for i in 0..size {
             targets.set_positive(i, i, 1.0);
             targets.set_positive(size + i, i, 1.0);
         }
-        let per_sample = masked_nll(&logits, &targets)?;
+        let per_sample = masked_nll(&similarities, targets)?;
         Ok(LossReport {
             loss: symmetric_mean(&per_sample)?,
             video: plain_side(per_sample.narrow(0, 0, size)?, size),
@@ -199,13 +199,13 @@ impl ContrastiveLoss for XmlNet {
 
     fn forward(&mut self, batch: &PairBatch) -> Result<LossReport, LossError> {
         batch.validate()?;
-        let (logits, size) = cross_logits(batch, self.tau)?;
+        let (similarities, size) = cross_similarities(batch)?;
         let video_connectivity = output_connectivity(&batch.video_emb)?;
         let text_connectivity = output_connectivity(&batch.text_emb)?;
         let video_excluded =
             influential_mask(&video_connectivity, self.video_threshold, Mode::Paper);
         let text_excluded = influential_mask(&text_connectivity, self.text_threshold, Mode::Paper);
-        let mut targets = RowTargets::new(2 * size, size);
+        let mut targets = RowTargets::cross_only(2 * size, size, 1.0 / self.tau);
         for (offset, excluded) in [(0, &video_excluded), (size, &text_excluded)] {
             for i in 0..size {
                 targets.set_positive(offset + i, i, 1.0);
@@ -216,7 +216,7 @@ impl ContrastiveLoss for XmlNet {
                 }
             }
         }
-        let per_sample = masked_nll(&logits, &targets)?;
+        let per_sample = masked_nll(&similarities, targets)?;
         let side = |per_sample: Tensor, connectivity: Vec<f64>, excluded: Vec<bool>| SideReport {
             per_sample,
             weights: uniform(size),

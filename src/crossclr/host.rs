@@ -32,10 +32,12 @@ impl HostMatrix {
             shape: tensor.dims().to_vec(),
             expected: "a matrix (rank 2)".into(),
         })?;
-        let data = tensor
-            .to_dtype(DType::F64)?
-            .flatten_all()?
-            .to_vec1::<f64>()?;
+        let flat = tensor.flatten_all()?;
+        let data: Vec<f64> = match tensor.dtype() {
+            DType::F64 => flat.to_vec1::<f64>()?,
+            DType::F32 => flat.to_vec1::<f32>()?.into_iter().map(f64::from).collect(),
+            _ => flat.to_dtype(DType::F64)?.to_vec1::<f64>()?,
+        };
         if let Some(at) = data.iter().position(|v| !v.is_finite()) {
             return Err(LossError::NonFinite {
                 name: name.to_string(),

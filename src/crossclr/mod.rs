@@ -16,6 +16,7 @@ mod config;
 mod connectivity;
 mod error;
 mod host;
+mod logits;
 mod negatives;
 mod nll;
 mod pairwise;

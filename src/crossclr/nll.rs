@@ -12,43 +12,58 @@
 
 use std::sync::{Arc, Mutex};
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Device, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Result, Shape, Tensor};
 
-/// Status of one logit entry.
+/// What an entry of the raw similarity matrix is. Cross and intra entries get their own affine
+/// transform into a logit (`1/τ` for cross; `1/τ` and `+ ln λ`, or `λ/τ`, for intra).
 pub(crate) const REMOVED: u8 = 0;
-pub(crate) const KEPT: u8 = 1;
-pub(crate) const ZEROED: u8 = 2;
+pub(crate) const CROSS: u8 = 1;
+pub(crate) const INTRA: u8 = 2;
+/// Takes part with the constant logit 0 (the released code's pruned cross entries and self-similarity).
+pub(crate) const ZEROED: u8 = 3;
 
-/// The constant part of a logit matrix: the status of every entry and the positives of each row.
+/// `logit = scale · similarity + offset`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Affine {
+    pub scale: f64,
+    pub offset: f64,
+}
+
+impl Affine {
+    pub fn scale(scale: f64) -> Self {
+        Self { scale, offset: 0.0 }
+    }
+}
+
+/// The constant part of a logit matrix: what every entry is, how it becomes a logit, and the
+/// positives of each row.
 #[derive(Debug, Clone)]
 pub(crate) struct RowTargets {
     pub rows: usize,
     pub cols: usize,
-    /// Row-major [`REMOVED`] / [`KEPT`] / [`ZEROED`].
+    /// Row-major [`REMOVED`] / [`CROSS`] / [`INTRA`] / [`ZEROED`].
     pub status: Vec<u8>,
     /// For each row, its positive columns and their target weights (> 0).
     pub positives: Vec<Vec<(usize, f64)>>,
+    pub cross: Affine,
+    pub intra: Affine,
 }
 
 impl RowTargets {
-    pub fn new(rows: usize, cols: usize) -> Self {
+    /// Every entry a cross-modal candidate with logit `scale · similarity`.
+    pub fn cross_only(rows: usize, cols: usize, scale: f64) -> Self {
         Self {
             rows,
             cols,
-            status: vec![KEPT; rows * cols],
+            status: vec![CROSS; rows * cols],
             positives: vec![Vec::new(); rows],
+            cross: Affine::scale(scale),
+            intra: Affine::scale(scale),
         }
     }
 
     pub fn remove(&mut self, row: usize, col: usize) {
         self.status[row * self.cols + col] = REMOVED;
-    }
-
-    pub fn zero(&mut self, row: usize, col: usize) {
-        let at = row * self.cols + col;
-        if self.status[at] == KEPT {
-            self.status[at] = ZEROED;
-        }
     }
 
     /// Sets the target weight of (row, col), replacing an earlier one.
@@ -69,11 +84,20 @@ impl RowTargets {
                 weight > 0.0 && self.status[row * self.cols + col] != REMOVED
             })
     }
+
+    /// Scale applied to each status (0 for removed and zeroed entries, whose logits are constants).
+    fn scales(&self) -> [f64; 4] {
+        [0.0, self.cross.scale, self.intra.scale, 0.0]
+    }
+
+    fn offsets(&self) -> [f64; 4] {
+        [0.0, self.cross.offset, self.intra.offset, 0.0]
+    }
 }
 
-/// Per-row losses (shape `rows`) of `logits` (rows × cols) under `targets`.
-pub(crate) fn masked_nll(logits: &Tensor, targets: &RowTargets) -> Result<Tensor> {
-    let (rows, cols) = logits.dims2()?;
+/// Per-row losses (shape `rows`) of the raw similarity matrix `raw` (rows × cols) under `targets`.
+pub(crate) fn masked_nll(raw: &Tensor, targets: RowTargets) -> Result<Tensor> {
+    let (rows, cols) = raw.dims2()?;
     if (rows, cols) != (targets.rows, targets.cols) {
         candle_core::bail!(
             "logits are {rows}×{cols} but their targets describe {}×{}",
@@ -81,19 +105,15 @@ pub(crate) fn masked_nll(logits: &Tensor, targets: &RowTargets) -> Result<Tensor
             targets.cols
         );
     }
-    if targets
-        .positives
-        .iter()
-        .enumerate()
-        .any(|(row, _)| targets.live_positives(row).next().is_none())
-    {
+    if (0..rows).any(|row| targets.live_positives(row).next().is_none()) {
         candle_core::bail!("every row needs a positive that is not removed");
     }
-    match logits.device() {
-        Device::Cpu => logits.contiguous()?.apply_op1(FusedNll {
-            targets: Arc::new(targets.clone()),
+    match raw.device() {
+        Device::Cpu => raw.contiguous()?.apply_op1(FusedNll {
+            targets: Arc::new(targets),
+            local_gradient: Mutex::new(None),
         }),
-        _ => composed_nll(logits, targets),
+        _ => composed_nll(raw, &targets),
     }
 }
 
@@ -101,19 +121,8 @@ pub(crate) fn masked_nll(logits: &Tensor, targets: &RowTargets) -> Result<Tensor
 
 struct FusedNll {
     targets: Arc<RowTargets>,
-}
-
-struct FusedNllGrad {
-    targets: Arc<RowTargets>,
-}
-
-/// What the forward pass knows about a row, enough to write its loss or its gradient.
-struct RowStats {
-    /// Σ e^{v − shift} over all entries that are not removed (shift = their maximum).
-    total: f64,
-    loss: f64,
-    /// log Σ_p t_p e^{v_p}.
-    log_positive: f64,
+    /// `dℓ_i/dS_ij`, written by the forward pass for the backward one.
+    local_gradient: Mutex<Option<Tensor>>,
 }
 
 /// A real type the kernel runs on. The f32 versions keep 16 independent lanes so that the loops
@@ -121,53 +130,73 @@ struct RowStats {
 trait Real: Copy + Send + Sync + 'static {
     fn to_f64(self) -> f64;
     fn from_f64(value: f64) -> Self;
-    /// Maximum over entries that are not removed (zeroed entries count as logit 0).
-    fn live_max(row: &[Self], status: &[u8]) -> f64;
-    /// `out[j] = e^{v_j − shift}` for live entries (zeroed entries count as logit 0), 0 if removed.
-    fn shifted_exps(row: &[Self], status: &[u8], shift: f64, out: &mut [Self]);
+    /// `out[j]` = the logit of entry j, −∞ where it is removed.
+    fn logits(raw: &[Self], status: &[u8], scales: [f64; 4], offsets: [f64; 4], out: &mut [Self]);
+    fn max(values: &[Self]) -> f64;
+    /// `values[j] = e^{values[j] − shift}` (0 for −∞).
+    fn exp_shifted(values: &mut [Self], shift: f64);
     fn sum(values: &[Self]) -> f64;
-    /// `out[j] = scale · exps[j]` where the entry is kept, 0 otherwise.
-    fn scaled_kept(exps: &[Self], status: &[u8], scale: f64, out: &mut [Self]);
+    /// `out[j] = factor · scales[status[j]] · exps[j]`.
+    fn scaled(exps: &[Self], status: &[u8], scales: [f64; 4], factor: f64, out: &mut [Self]);
+    fn wrap(values: Vec<Self>) -> LocalGradient;
 }
 
 const LANES: usize = 16;
 
 impl Real for f32 {
+    fn wrap(values: Vec<Self>) -> LocalGradient {
+        LocalGradient::F32(values)
+    }
     fn to_f64(self) -> f64 {
         self as f64
     }
     fn from_f64(value: f64) -> Self {
         value as f32
     }
-    fn live_max(row: &[f32], status: &[u8]) -> f64 {
-        let mut lanes = [f32::NEG_INFINITY; LANES];
-        let mut rows = row.chunks_exact(LANES);
-        let mut states = status.chunks_exact(LANES);
-        for (values, states) in (&mut rows).zip(&mut states) {
-            for l in 0..LANES {
-                let v = if states[l] == ZEROED { 0.0 } else { values[l] };
-                let v = if states[l] == REMOVED {
-                    f32::NEG_INFINITY
-                } else {
-                    v
-                };
-                lanes[l] = if v > lanes[l] { v } else { lanes[l] };
-            }
+    fn logits(raw: &[f32], status: &[u8], scales: [f64; 4], offsets: [f64; 4], out: &mut [f32]) {
+        let (cross_scale, cross_offset) = (
+            scales[CROSS as usize] as f32,
+            offsets[CROSS as usize] as f32,
+        );
+        let (intra_scale, intra_offset) = (
+            scales[INTRA as usize] as f32,
+            offsets[INTRA as usize] as f32,
+        );
+        // Selects rather than a table lookup, so that the loop vectorises.
+        for ((o, &v), &s) in out.iter_mut().zip(raw).zip(status) {
+            let cross = v * cross_scale + cross_offset;
+            let intra = v * intra_scale + intra_offset;
+            let logit = if s == INTRA { intra } else { cross };
+            let logit = if s == ZEROED { 0.0 } else { logit };
+            *o = if s == REMOVED {
+                f32::NEG_INFINITY
+            } else {
+                logit
+            };
         }
-        let mut top = lanes.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        for (&v, &s) in rows.remainder().iter().zip(states.remainder()) {
-            if s != REMOVED {
-                top = top.max(if s == ZEROED { 0.0 } else { v });
-            }
-        }
-        top as f64
     }
-    fn shifted_exps(row: &[f32], status: &[u8], shift: f64, out: &mut [f32]) {
+    fn max(values: &[f32]) -> f64 {
+        let mut lanes = [f32::NEG_INFINITY; LANES];
+        let mut chunks = values.chunks_exact(LANES);
+        for chunk in &mut chunks {
+            for l in 0..LANES {
+                lanes[l] = if chunk[l] > lanes[l] {
+                    chunk[l]
+                } else {
+                    lanes[l]
+                };
+            }
+        }
+        lanes
+            .iter()
+            .chain(chunks.remainder())
+            .copied()
+            .fold(f32::NEG_INFINITY, f32::max) as f64
+    }
+    fn exp_shifted(values: &mut [f32], shift: f64) {
         let shift = shift as f32;
-        for ((o, &v), &s) in out.iter_mut().zip(row).zip(status) {
-            let v = if s == ZEROED { 0.0 } else { v };
-            let e = exp_f32(v - shift);
-            *o = if s == REMOVED { 0.0 } else { e };
+        for v in values.iter_mut() {
+            *v = exp_f32(*v - shift);
         }
     }
     fn sum(values: &[f32]) -> f64 {
@@ -181,40 +210,49 @@ impl Real for f32 {
         lanes.iter().map(|&x| x as f64).sum::<f64>()
             + chunks.remainder().iter().map(|&x| x as f64).sum::<f64>()
     }
-    fn scaled_kept(exps: &[f32], status: &[u8], scale: f64, out: &mut [f32]) {
-        let scale = scale as f32;
+    fn scaled(exps: &[f32], status: &[u8], scales: [f64; 4], factor: f64, out: &mut [f32]) {
+        let cross = (scales[CROSS as usize] * factor) as f32;
+        let intra = (scales[INTRA as usize] * factor) as f32;
         for ((o, &e), &s) in out.iter_mut().zip(exps).zip(status) {
-            *o = if s == KEPT { scale * e } else { 0.0 };
+            let scale = if s == INTRA { intra } else { cross };
+            let scale = if s == CROSS || s == INTRA { scale } else { 0.0 };
+            *o = scale * e;
         }
     }
 }
 
 impl Real for f64 {
+    fn wrap(values: Vec<Self>) -> LocalGradient {
+        LocalGradient::F64(values)
+    }
     fn to_f64(self) -> f64 {
         self
     }
     fn from_f64(value: f64) -> Self {
         value
     }
-    fn live_max(row: &[f64], status: &[u8]) -> f64 {
-        row.iter()
-            .zip(status)
-            .filter(|(_, s)| **s != REMOVED)
-            .map(|(&v, &s)| if s == ZEROED { 0.0 } else { v })
-            .fold(f64::NEG_INFINITY, f64::max)
+    fn logits(raw: &[f64], status: &[u8], scales: [f64; 4], offsets: [f64; 4], out: &mut [f64]) {
+        for ((o, &v), &s) in out.iter_mut().zip(raw).zip(status) {
+            *o = match s {
+                REMOVED => f64::NEG_INFINITY,
+                s => v * scales[s as usize] + offsets[s as usize],
+            };
+        }
     }
-    fn shifted_exps(row: &[f64], status: &[u8], shift: f64, out: &mut [f64]) {
-        for ((o, &v), &s) in out.iter_mut().zip(row).zip(status) {
-            let v = if s == ZEROED { 0.0 } else { v };
-            *o = if s == REMOVED { 0.0 } else { (v - shift).exp() };
+    fn max(values: &[f64]) -> f64 {
+        values.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+    }
+    fn exp_shifted(values: &mut [f64], shift: f64) {
+        for v in values.iter_mut() {
+            *v = (*v - shift).exp();
         }
     }
     fn sum(values: &[f64]) -> f64 {
         values.iter().sum()
     }
-    fn scaled_kept(exps: &[f64], status: &[u8], scale: f64, out: &mut [f64]) {
+    fn scaled(exps: &[f64], status: &[u8], scales: [f64; 4], factor: f64, out: &mut [f64]) {
         for ((o, &e), &s) in out.iter_mut().zip(exps).zip(status) {
-            *o = if s == KEPT { scale * e } else { 0.0 };
+            *o = factor * scales[s as usize] * e;
         }
     }
 }
@@ -234,27 +272,38 @@ fn exp_f32(x: f32) -> f32 {
     let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
         + 1.666_666_5e-1)
         * r
-        + 5.000_000_1e-1;
+        + 0.5;
     let er = p * r * r + r + 1.0;
     let scale = f32::from_bits((((n as i32) + 127) as u32) << 23);
     if x < -87.3 { 0.0 } else { er * scale }
 }
 
+/// What the forward pass knows about a row, enough to write its loss or its gradient. On return
+/// `scratch` holds `e^{logit − shift}` of every entry.
+struct RowStats {
+    /// Σ e^{logit − shift} over the live entries (shift = their maximum).
+    total: f64,
+    loss: f64,
+    /// log Σ_p t_p e^{logit_p}.
+    log_positive: f64,
+    /// The positives' logits.
+    positive_logits: Vec<f64>,
+}
+
 fn row_stats<T: Real>(
-    row: &[T],
+    raw: &[T],
     status: &[u8],
+    targets: &RowTargets,
     positives: &[(usize, f64)],
     scratch: &mut [T],
 ) -> RowStats {
-    let value = |j: usize| {
-        if status[j] == ZEROED {
-            0.0
-        } else {
-            row[j].to_f64()
-        }
-    };
-    let shift = T::live_max(row, status);
-    T::shifted_exps(row, status, shift, scratch);
+    T::logits(raw, status, targets.scales(), targets.offsets(), scratch);
+    let positive_logits: Vec<f64> = positives
+        .iter()
+        .map(|&(j, _)| scratch[j].to_f64())
+        .collect();
+    let shift = T::max(scratch);
+    T::exp_shifted(scratch, shift);
     let total = T::sum(scratch);
     // N = Σ over non-positives + Σ_p (1 − t_p) e_p, summed around the positives so that a
     // dominant positive does not swallow the negatives' mass.
@@ -272,13 +321,14 @@ fn row_stats<T: Real>(
     }
     others += T::sum(&scratch[next..]);
     let negatives = others + negatives_of_positives;
-    let positive_shift = positives
+    let positive_shift = positive_logits
         .iter()
-        .map(|&(j, _)| value(j))
+        .copied()
         .fold(f64::NEG_INFINITY, f64::max);
     let positive_sum: f64 = positives
         .iter()
-        .map(|&(j, t)| t * (value(j) - positive_shift).exp())
+        .zip(&positive_logits)
+        .map(|(&(_, t), &logit)| t * (logit - positive_shift).exp())
         .sum();
     let log_positive = positive_sum.ln() + positive_shift;
     let log_negative = if negatives > 0.0 {
@@ -287,11 +337,11 @@ fn row_stats<T: Real>(
         f64::NEG_INFINITY
     };
     let z = log_negative - log_positive;
-    let loss = z.max(0.0) + (-z.abs()).exp().ln_1p();
     RowStats {
         total,
-        loss,
+        loss: z.max(0.0) + (-z.abs()).exp().ln_1p(),
         log_positive,
+        positive_logits,
     }
 }
 
@@ -302,75 +352,80 @@ fn cpu_slice<'a, T: candle_core::WithDType>(storage: &'a [T], layout: &Layout) -
     }
 }
 
-/// Runs `work(row, output, scratch)` for every row on candle's own worker pool (a second pool
-/// would fight it for the cores), then gathers the outputs, `width` values a row, into one vector.
+/// Runs `work(row, loss, local_gradient_row, scratch)` for every row on candle's own worker pool
+/// (a second pool would fight it for the cores) and gathers the losses and the local gradient.
 fn per_rows<T: Real>(
     rows: usize,
-    width: usize,
-    scratch_width: usize,
-    work: impl Fn(usize, &mut [T], &mut [T]) + Sync,
-) -> Vec<T> {
+    cols: usize,
+    work: impl Fn(usize, &mut T, &mut [T], &mut [T]) + Sync,
+) -> (Vec<T>, Vec<T>) {
     let pieces = Mutex::new(Vec::new());
     candle_core::utils::barrier_pool().execute_chunked(rows, |range| {
-        let mut out = vec![T::from_f64(0.0); range.len() * width];
-        let mut scratch = vec![T::from_f64(0.0); scratch_width];
+        let zero = T::from_f64(0.0);
+        let mut losses = vec![zero; range.len()];
+        let mut local = vec![zero; range.len() * cols];
+        let mut scratch = vec![zero; cols];
         for (k, row) in range.clone().enumerate() {
-            work(row, &mut out[k * width..(k + 1) * width], &mut scratch);
+            work(
+                row,
+                &mut losses[k],
+                &mut local[k * cols..(k + 1) * cols],
+                &mut scratch,
+            );
         }
         pieces
             .lock()
             .expect("no worker panicked")
-            .push((range.start, out));
+            .push((range.start, losses, local));
     });
-    let mut all = vec![T::from_f64(0.0); rows * width];
-    for (start, out) in pieces.into_inner().expect("no worker panicked") {
-        all[start * width..start * width + out.len()].copy_from_slice(&out);
+    let mut pieces = pieces.into_inner().expect("no worker panicked");
+    pieces.sort_by_key(|(start, _, _)| *start);
+    let mut losses = Vec::with_capacity(rows);
+    let mut local = Vec::with_capacity(rows * cols);
+    for (_, l, g) in pieces {
+        losses.extend_from_slice(&l);
+        local.extend_from_slice(&g);
     }
-    all
+    (losses, local)
 }
 
-fn forward<T: Real>(logits: &[T], targets: &RowTargets) -> Vec<T> {
+/// Per-row losses and, in the same pass, the local gradient `dℓ_i/dS_ij = a_ij (p_ij − q_ij)`:
+/// the softmax over live entries minus the posterior over positives, times the entry's scale `a`
+/// (0 for removed and zeroed entries, whose logits are constants).
+fn forward<T: Real>(raw: &[T], targets: &RowTargets) -> (Vec<T>, Vec<T>) {
     let cols = targets.cols;
-    per_rows(
-        targets.rows,
-        1,
-        cols,
-        |row, out: &mut [T], scratch: &mut [T]| {
-            let positives: Vec<(usize, f64)> = targets.live_positives(row).collect();
-            let stats = row_stats(
-                &logits[row * cols..(row + 1) * cols],
-                &targets.status[row * cols..(row + 1) * cols],
-                &positives,
-                scratch,
-            );
-            out[0] = T::from_f64(stats.loss);
-        },
-    )
-}
-
-/// dℓ_i/dL_ij = p_ij − q_ij: the softmax over live entries minus the posterior over positives;
-/// zero for removed and zeroed entries, whose logits are not the input's.
-fn backward<T: Real>(logits: &[T], upstream: &[T], targets: &RowTargets) -> Vec<T> {
-    let cols = targets.cols;
+    let scales = targets.scales();
     per_rows(
         targets.rows,
         cols,
-        cols,
-        |row, out: &mut [T], scratch: &mut [T]| {
-            let status = &targets.status[row * cols..(row + 1) * cols];
-            let values = &logits[row * cols..(row + 1) * cols];
+        |row, loss: &mut T, local: &mut [T], scratch: &mut [T]| {
+            let span = row * cols..(row + 1) * cols;
+            let status = &targets.status[span.clone()];
             let positives: Vec<(usize, f64)> = targets.live_positives(row).collect();
-            let stats = row_stats(values, status, &positives, scratch);
-            let g = upstream[row].to_f64();
-            T::scaled_kept(scratch, status, g / stats.total, out);
-            for &(j, t) in &positives {
-                if status[j] == KEPT {
-                    let q = t * (values[j].to_f64() - stats.log_positive).exp();
-                    out[j] = T::from_f64(out[j].to_f64() - g * q);
-                }
+            let stats = row_stats(&raw[span], status, targets, &positives, scratch);
+            *loss = T::from_f64(stats.loss);
+            T::scaled(scratch, status, scales, 1.0 / stats.total, local);
+            for (&(j, t), &logit) in positives.iter().zip(&stats.positive_logits) {
+                let q = t * (logit - stats.log_positive).exp();
+                let scale = scales[status[j] as usize];
+                local[j] = T::from_f64(local[j].to_f64() - q * scale);
             }
         },
     )
+}
+
+impl FusedNll {
+    fn run<T: Real + candle_core::WithDType>(&self, raw: &[T]) -> Vec<T> {
+        let (losses, local) = forward(raw, &self.targets);
+        let shape = (self.targets.rows, self.targets.cols);
+        if let Ok(tensor) = Tensor::from_vec(local, shape, &Device::Cpu) {
+            *self
+                .local_gradient
+                .lock()
+                .expect("no panic while holding the lock") = Some(tensor);
+        }
+        losses
+    }
 }
 
 impl CustomOp1 for FusedNll {
@@ -381,66 +436,171 @@ impl CustomOp1 for FusedNll {
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let rows = self.targets.rows;
         let out = match storage {
-            CpuStorage::F32(data) => {
-                CpuStorage::F32(forward(cpu_slice(data, layout)?, &self.targets))
-            }
-            CpuStorage::F64(data) => {
-                CpuStorage::F64(forward(cpu_slice(data, layout)?, &self.targets))
-            }
+            CpuStorage::F32(data) => CpuStorage::F32(self.run(cpu_slice(data, layout)?)),
+            CpuStorage::F64(data) => CpuStorage::F64(self.run(cpu_slice(data, layout)?)),
             _ => candle_core::bail!("masked NLL needs f32 or f64 logits"),
         };
         Ok((out, Shape::from(rows)))
     }
 
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
-        let grad = arg.apply_op2_no_bwd(
-            &grad_res.contiguous()?,
-            &FusedNllGrad {
-                targets: self.targets.clone(),
-            },
-        )?;
-        Ok(Some(grad))
+    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        let local = self
+            .local_gradient
+            .lock()
+            .expect("no panic while holding the lock")
+            .clone();
+        let Some(local) = local else {
+            candle_core::bail!("masked NLL: backward before the forward pass finished");
+        };
+        Ok(Some(local.broadcast_mul(&grad_res.unsqueeze(1)?)?))
     }
 }
 
-impl CustomOp2 for FusedNllGrad {
+// -------------------------------------------------------------------- fused Gram + NLL (CPU)
+
+/// Per-row losses of the Gram matrix `E·Eᵀ` of `embeddings` under `targets`: the no-queue
+/// CrossCLR, whose rows and columns both run over `[v̂; t̂]`. On the CPU the product, the NLL and
+/// the backward `dE = (M + Mᵀ)·E`, `M = g ⊙ dℓ/dS`, are one op with no intermediate tensors.
+pub(crate) fn gram_nll(embeddings: &Tensor, targets: RowTargets) -> Result<Tensor> {
+    let on_cpu = matches!(embeddings.device(), Device::Cpu)
+        && matches!(embeddings.dtype(), DType::F32 | DType::F64);
+    if !on_cpu {
+        return masked_nll(&embeddings.matmul(&embeddings.t()?)?, targets);
+    }
+    let rows = embeddings.dim(0)?;
+    if (rows, rows) != (targets.rows, targets.cols) {
+        candle_core::bail!(
+            "a Gram matrix of {rows} rows but targets for {}×{}",
+            targets.rows,
+            targets.cols
+        );
+    }
+    embeddings.contiguous()?.apply_op1(GramNll {
+        targets: Arc::new(targets),
+        local_gradient: Mutex::new(None),
+    })
+}
+
+struct GramNll {
+    targets: Arc<RowTargets>,
+    /// `dℓ_i/dS_ij` (rows × rows, host), written by the forward pass.
+    local_gradient: Mutex<Option<LocalGradient>>,
+}
+
+enum LocalGradient {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+}
+
+impl GramNll {
+    fn run<T: Real + candle_core::WithDType>(
+        &self,
+        embeddings: &[T],
+        layout: &Layout,
+    ) -> Result<Vec<T>> {
+        let e = Tensor::from_slice(embeddings, layout.shape(), &Device::Cpu)?;
+        let gram = e.matmul(&e.t()?.contiguous()?)?;
+        let raw: Vec<T> = gram.flatten_all()?.to_vec1()?;
+        let (losses, local) = forward(&raw, &self.targets);
+        *self
+            .local_gradient
+            .lock()
+            .expect("no panic while holding the lock") = Some(T::wrap(local));
+        Ok(losses)
+    }
+}
+
+/// `S = M + Mᵀ` with `M_ij = g_i · L_ij`, computed by row blocks on candle's pool.
+fn symmetric_upstream<T: Real>(local: &[T], upstream: &[T], n: usize) -> Vec<T> {
+    let pieces = Mutex::new(Vec::new());
+    candle_core::utils::barrier_pool().execute_chunked(n, |range| {
+        let mut out = vec![T::from_f64(0.0); range.len() * n];
+        for (k, i) in range.clone().enumerate() {
+            let gi = upstream[i].to_f64();
+            let row = &mut out[k * n..(k + 1) * n];
+            for (j, value) in row.iter_mut().enumerate() {
+                *value = T::from_f64(
+                    gi * local[i * n + j].to_f64()
+                        + upstream[j].to_f64() * local[j * n + i].to_f64(),
+                );
+            }
+        }
+        pieces
+            .lock()
+            .expect("no worker panicked")
+            .push((range.start, out));
+    });
+    let mut pieces = pieces.into_inner().expect("no worker panicked");
+    pieces.sort_by_key(|(start, _)| *start);
+    let mut all = Vec::with_capacity(n * n);
+    for (_, out) in pieces {
+        all.extend_from_slice(&out);
+    }
+    all
+}
+
+impl CustomOp1 for GramNll {
     fn name(&self) -> &'static str {
-        "crossclr-masked-nll-grad"
+        "crossclr-gram-nll"
     }
 
-    fn cpu_fwd(
-        &self,
-        logits: &CpuStorage,
-        logits_layout: &Layout,
-        upstream: &CpuStorage,
-        upstream_layout: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let shape = Shape::from((self.targets.rows, self.targets.cols));
-        let out = match (logits, upstream) {
-            (CpuStorage::F32(l), CpuStorage::F32(u)) => CpuStorage::F32(backward(
-                cpu_slice(l, logits_layout)?,
-                cpu_slice(u, upstream_layout)?,
-                &self.targets,
-            )),
-            (CpuStorage::F64(l), CpuStorage::F64(u)) => CpuStorage::F64(backward(
-                cpu_slice(l, logits_layout)?,
-                cpu_slice(u, upstream_layout)?,
-                &self.targets,
-            )),
-            _ => {
-                candle_core::bail!("masked NLL gradient: logits and upstream must share f32 or f64")
-            }
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let slice = |layout: &Layout| {
+            layout.contiguous_offsets().ok_or_else(|| {
+                candle_core::Error::Msg("Gram NLL needs contiguous embeddings".into())
+            })
         };
-        Ok((out, shape))
+        let (start, end) = slice(layout)?;
+        let out = match storage {
+            CpuStorage::F32(e) => CpuStorage::F32(self.run(&e[start..end], layout)?),
+            CpuStorage::F64(e) => CpuStorage::F64(self.run(&e[start..end], layout)?),
+            _ => candle_core::bail!("Gram NLL needs f32 or f64 embeddings"),
+        };
+        Ok((out, Shape::from(self.targets.rows)))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        let n = self.targets.rows;
+        let guard = self
+            .local_gradient
+            .lock()
+            .expect("no panic while holding the lock");
+        let symmetric = match (&*guard, arg.dtype()) {
+            (Some(LocalGradient::F32(local)), DType::F32) => {
+                let upstream: Vec<f32> = grad_res.to_vec1()?;
+                Tensor::from_vec(
+                    symmetric_upstream(local, &upstream, n),
+                    (n, n),
+                    &Device::Cpu,
+                )?
+            }
+            (Some(LocalGradient::F64(local)), DType::F64) => {
+                let upstream: Vec<f64> = grad_res.to_vec1()?;
+                Tensor::from_vec(
+                    symmetric_upstream(local, &upstream, n),
+                    (n, n),
+                    &Device::Cpu,
+                )?
+            }
+            _ => candle_core::bail!("Gram NLL: backward before the forward pass finished"),
+        };
+        Ok(Some(symmetric.matmul(&arg.detach().contiguous()?)?))
     }
 }
 
 // ------------------------------------------------------------------------------ composed ops
 
-fn composed_nll(logits: &Tensor, targets: &RowTargets) -> Result<Tensor> {
-    let device = logits.device();
-    let dtype = logits.dtype();
+fn composed_nll(raw: &Tensor, targets: &RowTargets) -> Result<Tensor> {
+    let device = raw.device();
+    let dtype = raw.dtype();
     let shape = (targets.rows, targets.cols);
+    let dense = |values: [f64; 4]| -> Result<Tensor> {
+        let v: Vec<f64> = targets.status.iter().map(|&s| values[s as usize]).collect();
+        Tensor::from_vec(v, shape, device)?.to_dtype(dtype)
+    };
+    let logits = raw
+        .mul(&dense(targets.scales())?)?
+        .add(&dense(targets.offsets())?)?;
     let live: Vec<u8> = targets
         .status
         .iter()
@@ -448,27 +608,17 @@ fn composed_nll(logits: &Tensor, targets: &RowTargets) -> Result<Tensor> {
         .collect();
     let live = Tensor::from_vec(live, shape, device)?;
     let neg_inf = scalar(f64::NEG_INFINITY, dtype, device)?.broadcast_as(shape)?;
-    let logits = if targets.status.contains(&ZEROED) {
-        let keep: Vec<f64> = targets
-            .status
-            .iter()
-            .map(|&s| if s == ZEROED { 0.0 } else { 1.0 })
-            .collect();
-        (logits * Tensor::from_vec(keep, shape, device)?.to_dtype(dtype)?)?
-    } else {
-        logits.clone()
-    };
 
-    let mut dense = vec![0.0; targets.rows * targets.cols];
+    let mut target = vec![0.0; targets.rows * targets.cols];
     for row in 0..targets.rows {
         for (col, weight) in targets.live_positives(row) {
-            dense[row * targets.cols + col] = weight;
+            target[row * targets.cols + col] = weight;
         }
     }
     let kept = live.where_cond(&logits, &neg_inf)?;
     let shift = kept.max_keepdim(1)?.detach();
     let exps = kept.broadcast_sub(&shift)?.exp()?;
-    let negative_weight: Vec<f64> = dense.iter().map(|t| 1.0 - t).collect();
+    let negative_weight: Vec<f64> = target.iter().map(|t| 1.0 - t).collect();
     let negative_weight = Tensor::from_vec(negative_weight, shape, device)?.to_dtype(dtype)?;
     let negatives = (exps * negative_weight)?.sum_keepdim(1)?;
     let tiny = match dtype {
@@ -477,7 +627,7 @@ fn composed_nll(logits: &Tensor, targets: &RowTargets) -> Result<Tensor> {
     };
     let log_negatives = (negatives.maximum(tiny)?.log()? + shift)?;
 
-    let target = Tensor::from_vec(dense, shape, device)?.to_dtype(dtype)?;
+    let target = Tensor::from_vec(target, shape, device)?.to_dtype(dtype)?;
     let positive_logits = target.gt(0.0)?.where_cond(&logits, &neg_inf)?;
     let positive_shift = positive_logits.max_keepdim(1)?.detach();
     let positive_sum =
@@ -528,7 +678,7 @@ mod tests {
     }
 
     fn both_paths(logits: &Tensor, targets: &RowTargets) -> (Vec<f64>, Vec<f64>) {
-        let fused = masked_nll(logits, targets).unwrap();
+        let fused = masked_nll(logits, targets.clone()).unwrap();
         let composed = composed_nll(logits, targets).unwrap();
         let f64s = |t: Tensor| t.to_dtype(DType::F64).unwrap().to_vec1::<f64>().unwrap();
         (f64s(fused), f64s(composed))
@@ -537,7 +687,7 @@ mod tests {
     #[test]
     fn matches_cross_entropy_with_removed_entries_and_multiple_positives() {
         let logits = [2.0, -1.0, 0.5, 3.0, 1.0, 0.0, -2.0, 4.0];
-        let mut targets = RowTargets::new(2, 4);
+        let mut targets = RowTargets::cross_only(2, 4, 1.0);
         targets.remove(0, 3);
         targets.set_positive(0, 0, 1.0);
         targets.set_positive(1, 1, 1.0);
@@ -555,8 +705,8 @@ mod tests {
     #[test]
     fn zeroed_entries_take_part_with_logit_zero() {
         let logits = [2.0, 5.0, -1.0];
-        let mut targets = RowTargets::new(1, 3);
-        targets.zero(0, 1);
+        let mut targets = RowTargets::cross_only(1, 3, 1.0);
+        targets.status[1] = ZEROED;
         targets.set_positive(0, 0, 1.0);
         let t = Tensor::from_slice(&logits, (1, 3), &Device::Cpu).unwrap();
         let expected = reference(&[2.0, 0.0, -1.0], &[1, 1, 1], &[1.0, 0.0, 0.0]);
@@ -568,7 +718,7 @@ mod tests {
     fn tiny_losses_keep_their_relative_precision_in_f32() {
         // The positive dominates by 20 nats: the loss is ~4e-9, far below f32's epsilon of 1.
         let logits = [20.0f32, 0.0, 0.0];
-        let mut targets = RowTargets::new(1, 3);
+        let mut targets = RowTargets::cross_only(1, 3, 1.0);
         targets.set_positive(0, 0, 1.0);
         let t = Tensor::from_slice(&logits, (1, 3), &Device::Cpu).unwrap();
         let expected = (2.0 * (-20.0f64).exp()).ln_1p();
@@ -584,7 +734,7 @@ mod tests {
     #[test]
     fn a_positive_far_below_the_maximum_still_gives_a_finite_loss_in_f32() {
         let logits = [-150.0f32, 150.0];
-        let mut targets = RowTargets::new(1, 2);
+        let mut targets = RowTargets::cross_only(1, 2, 1.0);
         targets.set_positive(0, 0, 1.0);
         let t = Tensor::from_slice(&logits, (1, 2), &Device::Cpu).unwrap();
         let (fused, composed) = both_paths(&t, &targets);
@@ -599,12 +749,20 @@ mod tests {
         let values: Vec<f64> = (0..rows * cols)
             .map(|k| ((k * 37 % 23) as f64 - 11.0) * 0.7)
             .collect();
-        let mut targets = RowTargets::new(rows, cols);
+        // Columns 6.. are intra-modal with their own transform, as in paper mode.
+        let mut targets = RowTargets::cross_only(rows, cols, 1.0 / 0.3);
+        targets.intra = Affine {
+            scale: 1.0 / 0.3,
+            offset: 0.8f64.ln(),
+        };
         for r in 0..rows {
+            for c in 6..cols {
+                targets.status[r * cols + c] = INTRA;
+            }
             targets.set_positive(r, r, 1.0);
             targets.remove(r, (r + 3) % cols);
             if r % 2 == 0 {
-                targets.zero(r, (r + 5) % cols);
+                targets.status[r * cols + (r + 5) % cols] = ZEROED;
             }
         }
         targets.set_positive(1, 7, 0.15);
@@ -641,10 +799,86 @@ mod tests {
                     .to_vec1()
                     .unwrap()
             };
-            let fused = grad(masked_nll(var.as_tensor(), &targets).unwrap());
+            let fused = grad(masked_nll(var.as_tensor(), targets.clone()).unwrap());
             let composed = grad(composed_nll(var.as_tensor(), &targets).unwrap());
             let tolerance = if dtype == DType::F64 { 1e-12 } else { 1e-5 };
             for (a, b) in fused.iter().zip(&composed) {
+                assert!(
+                    (a - b).abs() <= tolerance * b.abs().max(1.0),
+                    "{dtype:?}: {a} vs {b}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn fused_gram_nll_matches_the_composed_path_with_gradients() {
+        // Rows and columns over [4 videos; 4 texts], statuses as CrossCLR lays them out.
+        let n = 8;
+        let data: Vec<f64> = (0..n * 5)
+            .map(|k| ((k * 53 % 17) as f64 - 8.0) * 0.21)
+            .collect();
+        let mut targets = RowTargets::cross_only(n, n, 1.0 / 0.2);
+        targets.intra = Affine {
+            scale: 1.0 / 0.2,
+            offset: 0.65f64.ln(),
+        };
+        for r in 0..n {
+            let (intra_at, cross_at, i) = if r < 4 { (0, 4, r) } else { (4, 0, r - 4) };
+            for c in 0..4 {
+                targets.status[r * n + intra_at + c] = INTRA;
+            }
+            targets.status[r * n + intra_at + i] = REMOVED;
+            targets.set_positive(r, cross_at + i, 1.0);
+        }
+        targets.status[2 * n + 4 + 1] = REMOVED; // a pruned cross candidate
+        targets.status[5 * n + 2] = ZEROED;
+        targets.set_positive(6, 1, 0.15);
+        for dtype in [DType::F64, DType::F32] {
+            let e = candle_core::Var::from_tensor(
+                &Tensor::from_vec(data.clone(), (n, 5), &Device::Cpu)
+                    .unwrap()
+                    .to_dtype(dtype)
+                    .unwrap(),
+            )
+            .unwrap();
+            let weights = Tensor::from_vec(
+                (1..=n).map(|r| r as f64 * 0.1).collect::<Vec<_>>(),
+                n,
+                &Device::Cpu,
+            )
+            .unwrap()
+            .to_dtype(dtype)
+            .unwrap();
+            let run = |losses: Tensor| -> (Vec<f64>, Vec<f64>) {
+                let values = losses.to_dtype(DType::F64).unwrap().to_vec1().unwrap();
+                let g = (losses * &weights)
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .backward()
+                    .unwrap();
+                let grad = g
+                    .get(e.as_tensor())
+                    .unwrap()
+                    .to_dtype(DType::F64)
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1()
+                    .unwrap();
+                (values, grad)
+            };
+            let fused = run(gram_nll(e.as_tensor(), targets.clone()).unwrap());
+            let gram = e.as_tensor().matmul(&e.as_tensor().t().unwrap()).unwrap();
+            let composed = run(composed_nll(&gram, &targets).unwrap());
+            let tolerance = if dtype == DType::F64 { 1e-12 } else { 2e-5 };
+            for (a, b) in fused
+                .0
+                .iter()
+                .chain(&fused.1)
+                .zip(composed.0.iter().chain(&composed.1))
+            {
                 assert!(
                     (a - b).abs() <= tolerance * b.abs().max(1.0),
                     "{dtype:?}: {a} vs {b}"

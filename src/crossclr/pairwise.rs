@@ -1,7 +1,7 @@
 //! CrossCLR without a queue: the intra-modal negatives of an anchor are the other samples of its
 //! own modality in the batch.
 
-use super::assemble::{SideInputs, crossclr_report, l2_normalise};
+use super::assemble::{Banks, SideInputs, crossclr_report, l2_normalise};
 use super::connectivity::{batch_connectivity, nearest_by_input};
 use super::{
     ContrastiveLoss, CrossClrConfig, HostMatrix, IntraSource, LossError, LossReport, PairBatch,
@@ -54,8 +54,7 @@ impl ContrastiveLoss for CrossClr {
             &self.config,
             &video,
             &text,
-            &video,
-            &text,
+            Banks::Batch,
             side(&video_in),
             side(&text_in),
         )

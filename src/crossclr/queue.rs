@@ -7,7 +7,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
-use super::assemble::{SideInputs, crossclr_report, l2_normalise};
+use super::assemble::{Banks, SideInputs, crossclr_report, l2_normalise};
 use super::connectivity::queue_connectivity;
 use super::pairwise::extra_positives;
 use super::{
@@ -310,8 +310,10 @@ impl ContrastiveLoss for CrossClrQueue {
             &self.config,
             &video,
             &text,
-            &video_bank,
-            &text_bank,
+            Banks::Queue {
+                video: &video_bank,
+                text: &text_bank,
+            },
             video_side,
             text_side,
         )
