@@ -57,12 +57,15 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     } else {
         writeln!(
             out,
-            "{} · {}×{} · rows are queries{} · ties {:?}",
+            "{} · {}×{} · rows are queries{} · ties {}",
             args.similarity.display(),
             similarity.rows(),
             similarity.cols(),
             if args.transpose { " (transposed)" } else { "" },
-            ties
+            match ties {
+                TiePolicy::Pessimistic => "pessimistic",
+                TiePolicy::Optimistic => "optimistic",
+            }
         )?;
         print_table(&mut out, &metrics)?;
     }
