@@ -5,3 +5,4 @@
 pub mod cli;
 pub mod crossclr;
 pub mod eval;
+pub mod jobs;
