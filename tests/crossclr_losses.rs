@@ -256,6 +256,24 @@ fn queue_pointer_wraps_as_the_released_code_does() {
 }
 
 #[test]
+fn a_restored_queue_continues_exactly_where_the_saved_one_was() {
+    let batch = batch();
+    let config = CrossClrConfig::default();
+    let mut original = CrossClrQueue::new(config, 30, QueueInit::Empty).unwrap();
+    original.forward(&batch).unwrap();
+    original.forward(&batch).unwrap();
+    let mut restored = CrossClrQueue::new(config, 30, QueueInit::Empty).unwrap();
+    restored.restore(original.state().unwrap()).unwrap();
+    let a = original.forward(&batch).unwrap().value().unwrap();
+    let b = restored.forward(&batch).unwrap().value().unwrap();
+    assert_eq!(a, b);
+    assert_eq!((original.pointer(), original.filled()), (restored.pointer(), restored.filled()));
+    let mut short = CrossClrQueue::new(config, 20, QueueInit::Empty).unwrap();
+    let err = short.restore(original.state().unwrap()).unwrap_err().to_string();
+    assert!(err.contains("20 rows"), "{err}");
+}
+
+#[test]
 fn shape_errors_name_the_tensor_and_shapes() {
     let b = batch();
     let short = b.text_emb.narrow(0, 0, B - 1).unwrap();

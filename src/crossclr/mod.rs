@@ -31,7 +31,7 @@ pub use error::LossError;
 pub use host::HostMatrix;
 pub use negatives::{AnchorNegatives, IntraSource, NegativeSets};
 pub use pairwise::CrossClr;
-pub use queue::{CrossClrQueue, QueueInit};
+pub use queue::{CrossClrQueue, QueueInit, QueueState};
 
 use candle_core::Tensor;
 

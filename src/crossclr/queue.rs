@@ -234,6 +234,69 @@ impl CrossClrQueue {
     }
 }
 
+/// Everything a queue holds, to save with a training run and restore on resume.
+#[derive(Debug, Clone)]
+pub struct QueueState {
+    pub capacity: usize,
+    pub pointer: usize,
+    pub filled: usize,
+    pub video_emb: Tensor,
+    pub text_emb: Tensor,
+    pub video_in: HostMatrix,
+    pub text_in: HostMatrix,
+}
+
+impl CrossClrQueue {
+    /// The queue's contents, or None before the first batch.
+    pub fn state(&self) -> Option<QueueState> {
+        let buffers = self.buffers.as_ref()?;
+        Some(QueueState {
+            capacity: self.capacity,
+            pointer: self.pointer,
+            filled: self.filled,
+            video_emb: buffers.video_emb.clone(),
+            text_emb: buffers.text_emb.clone(),
+            video_in: buffers.video_in.clone(),
+            text_in: buffers.text_in.clone(),
+        })
+    }
+
+    /// Puts back a state from [`CrossClrQueue::state`] (of a queue with the same capacity).
+    pub fn restore(&mut self, state: QueueState) -> Result<(), LossError> {
+        let rows = [
+            ("queue video_emb", state.video_emb.dim(0)?),
+            ("queue text_emb", state.text_emb.dim(0)?),
+            ("queue video_in", state.video_in.rows()),
+            ("queue text_in", state.text_in.rows()),
+        ];
+        for (name, found) in rows {
+            if found != self.capacity {
+                return Err(LossError::Shape {
+                    name: name.into(),
+                    shape: vec![found],
+                    expected: format!("{} rows, the queue's length", self.capacity),
+                });
+            }
+        }
+        if state.pointer >= self.capacity || state.filled > self.capacity {
+            return Err(LossError::Config(format!(
+                "queue state points at slot {} with {} filled, beyond its length {}",
+                state.pointer, state.filled, self.capacity
+            )));
+        }
+        self.pointer = state.pointer;
+        self.filled = state.filled;
+        self.pending = QueueInit::Empty;
+        self.buffers = Some(Buffers {
+            video_emb: state.video_emb.detach(),
+            text_emb: state.text_emb.detach(),
+            video_in: state.video_in,
+            text_in: state.text_in,
+        });
+        Ok(())
+    }
+}
+
 fn overwrite_rows(buffer: &Tensor, start: usize, rows: &Tensor) -> candle_core::Result<Tensor> {
     let total = buffer.dim(0)?;
     let written = rows.dim(0)?;

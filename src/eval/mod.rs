@@ -90,20 +90,7 @@ impl<'a> Similarity<'a> {
     /// 0-based rank of the true match of every query.
     pub fn ranks(&self, ties: TiePolicy) -> Vec<usize> {
         (0..self.rows)
-            .map(|i| {
-                let row = self.row(i);
-                let truth = row[i];
-                row.iter()
-                    .enumerate()
-                    .filter(|&(j, &score)| {
-                        j != i
-                            && match ties {
-                                TiePolicy::Pessimistic => score >= truth,
-                                TiePolicy::Optimistic => score > truth,
-                            }
-                    })
-                    .count()
-            })
+            .map(|i| rank_in_row(self.row(i), i, ties))
             .collect()
     }
 
@@ -122,6 +109,56 @@ impl<'a> Similarity<'a> {
         }
         out
     }
+}
+
+/// 0-based rank of column `truth` in `row`: how many other candidates score above it.
+fn rank_in_row<T: Copy + PartialOrd>(row: &[T], truth: usize, ties: TiePolicy) -> usize {
+    let target = row[truth];
+    row.iter()
+        .enumerate()
+        .filter(|&(j, &score)| {
+            j != truth
+                && match ties {
+                    TiePolicy::Pessimistic => score >= target,
+                    TiePolicy::Optimistic => score > target,
+                }
+        })
+        .count()
+}
+
+/// Ranks of a block of queries of a larger similarity matrix, so that a large evaluation never
+/// holds the whole matrix: `values` holds rows `first_query..first_query + rows` (each `cols`
+/// scores, f32 or f64), and the true match of the block's row r is column `first_query + r`.
+pub fn block_ranks<T: Copy + PartialOrd + Into<f64>>(
+    values: &[T],
+    rows: usize,
+    cols: usize,
+    first_query: usize,
+    ties: TiePolicy,
+) -> Result<Vec<usize>, EvalError> {
+    if values.len() != rows * cols {
+        return Err(EvalError::Length {
+            found: values.len(),
+            rows,
+            cols,
+        });
+    }
+    if first_query + rows > cols {
+        return Err(EvalError::Shape {
+            rows: first_query + rows,
+            cols,
+        });
+    }
+    if let Some(at) = values.iter().position(|v| !(*v).into().is_finite()) {
+        return Err(EvalError::NonFinite {
+            row: first_query + at / cols,
+            col: at % cols,
+            value: values[at].into(),
+        });
+    }
+    Ok((0..rows)
+        .map(|r| rank_in_row(&values[r * cols..(r + 1) * cols], first_query + r, ties))
+        .collect())
 }
 
 /// Metrics from 0-based ranks (an empty slice gives NaN metrics; [`Similarity::new`] always has a row).
@@ -206,6 +243,18 @@ mod tests {
             Similarity::new(&s, 3, 2).unwrap_err(),
             EvalError::Shape { rows: 3, cols: 2 }
         );
+    }
+
+    #[test]
+    fn block_ranks_agree_with_the_whole_matrix() {
+        let s: Vec<f64> = (0..30).map(|k| ((k * 7) % 11) as f64).collect(); // 5×6, ties included
+        let whole = Similarity::new(&s, 5, 6).unwrap().ranks(TiePolicy::Pessimistic);
+        let top = block_ranks(&s[..12], 2, 6, 0, TiePolicy::Pessimistic).unwrap();
+        let bottom = block_ranks(&s[12..], 3, 6, 2, TiePolicy::Pessimistic).unwrap();
+        assert_eq!([top, bottom].concat(), whole);
+        let single: Vec<f32> = s[12..18].iter().map(|&v| v as f32).collect();
+        assert_eq!(block_ranks(&single, 1, 6, 2, TiePolicy::Pessimistic).unwrap(), vec![whole[2]]);
+        assert!(block_ranks(&s[..6], 1, 6, 6, TiePolicy::Pessimistic).is_err());
     }
 
     #[test]
