@@ -6,4 +6,5 @@ pub mod cli;
 pub mod crossclr;
 pub mod eval;
 pub mod jobs;
+pub mod synth;
 pub mod train;
