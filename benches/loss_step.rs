@@ -47,6 +47,20 @@ fn percentile(times: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
+fn print_row(engine: &str, times: &[f64], threads: impl std::fmt::Display, loss: f64) {
+    let median = percentile(times, 0.5);
+    println!(
+        "{:<9} {:>11.3} {:>11.3} {:>11.3} {:>12.0} {:>8} {:>12.6}",
+        engine,
+        median,
+        percentile(times, 0.1),
+        percentile(times, 0.9),
+        BATCH as f64 / (median / 1e3),
+        threads,
+        loss
+    );
+}
+
 fn torch_available() -> bool {
     Command::new("python3")
         .args(["-c", "import torch, numpy"])
@@ -175,16 +189,7 @@ fn main() -> anyhow::Result<()> {
         "{:<9} {:>11} {:>11} {:>11} {:>12} {:>8} {:>12}",
         "engine", "median ms", "p10 ms", "p90 ms", "samples/s", "threads", "loss"
     );
-    println!(
-        "{:<9} {:>11.3} {:>11.3} {:>11.3} {:>12.0} {:>8} {:>12.6}",
-        "candle",
-        candle_ms,
-        percentile(&candle_times, 0.1),
-        percentile(&candle_times, 0.9),
-        samples(candle_ms),
-        threads,
-        candle_loss
-    );
+    print_row("candle", &candle_times, threads, candle_loss);
     let mut report = json!({
         "bench": "crossclr_loss_step",
         "shape": {"batch": BATCH, "dim": DIM, "video_dim": VIDEO_DIM, "text_dim": TEXT_DIM},
@@ -198,16 +203,7 @@ fn main() -> anyhow::Result<()> {
         let torch_ms = percentile(&torch_times, 0.5);
         let torch_loss = torch_info["loss"].as_f64().unwrap_or(f64::NAN);
         let torch_threads = torch_info["threads"].as_u64().unwrap_or(0);
-        println!(
-            "{:<9} {:>11.3} {:>11.3} {:>11.3} {:>12.0} {:>8} {:>12.6}",
-            "pytorch",
-            torch_ms,
-            percentile(&torch_times, 0.1),
-            percentile(&torch_times, 0.9),
-            samples(torch_ms),
-            torch_threads,
-            torch_loss
-        );
+        print_row("pytorch", &torch_times, torch_threads, torch_loss);
         let ratio = candle_ms / torch_ms;
         println!(
             "candle / pytorch median time: {ratio:.2}× (goal ≤ 1.0×); loss difference {:.1e} relative",

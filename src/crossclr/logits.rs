@@ -269,6 +269,23 @@ mod tests {
             .collect()
     }
 
+    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap()
+    }
+
+    fn assert_close(a: &[f64], b: &[f64], tolerance: f64) {
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() <= tolerance * y.abs().max(1.0), "{x} vs {y}");
+        }
+    }
+
     fn weights(rows: usize, cols: usize) -> Tensor {
         let w: Vec<f64> = (0..rows * cols)
             .map(|k| ((k * 7919) % 13) as f64 / 13.0 - 0.4)
@@ -294,20 +311,10 @@ mod tests {
             .sqrt()
             .unwrap();
         let composed = x.as_tensor().broadcast_div(&norm).unwrap();
-        let diff: f64 = (&fused - &composed)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar()
-            .unwrap();
-        assert!(diff < 1e-15);
+        assert!(max_abs_diff(&fused, &composed) < 1e-15);
         let g1 = grads_of((fused * &w).unwrap().sum_all().unwrap(), &[&x]);
         let g2 = grads_of((composed * &w).unwrap().sum_all().unwrap(), &[&x]);
-        for (a, b) in g1[0].iter().zip(&g2[0]) {
-            assert!((a - b).abs() <= 1e-12 * b.abs().max(1.0), "{a} vs {b}");
-        }
+        assert_close(&g1[0], &g2[0], 1e-12);
     }
 
     #[test]
@@ -326,19 +333,9 @@ mod tests {
                     .unwrap(),
             )
             .unwrap();
-        let diff: f64 = (&ours - &plain)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar()
-            .unwrap();
-        assert!(diff < 1e-12);
+        assert!(max_abs_diff(&ours, &plain) < 1e-12);
         let g1 = grads_of((ours * &w).unwrap().sum_all().unwrap(), &[&a, &c]);
         let g2 = grads_of((plain * &w).unwrap().sum_all().unwrap(), &[&a, &c]);
-        for (x, y) in g1.concat().iter().zip(&g2.concat()) {
-            assert!((x - y).abs() < 1e-12, "{x} vs {y}");
-        }
+        assert_close(&g1.concat(), &g2.concat(), 1e-12);
     }
 }

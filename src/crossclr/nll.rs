@@ -684,6 +684,51 @@ mod tests {
         (f64s(fused), f64s(composed))
     }
 
+    /// Evaluates `fused` and `composed` on a variable holding `values` in f64 and f32 and checks
+    /// that the per-row losses and the gradients of `Σ_r r·ℓ_r` agree (1e-12 in f64).
+    fn compare_fused_and_composed(
+        values: &[f64],
+        shape: (usize, usize),
+        fused: impl Fn(&Tensor) -> Tensor,
+        composed: impl Fn(&Tensor) -> Tensor,
+        f32_tolerance: f64,
+    ) {
+        for dtype in [DType::F64, DType::F32] {
+            let input = Tensor::from_vec(values.to_vec(), shape, &Device::Cpu)
+                .and_then(|t| t.to_dtype(dtype))
+                .unwrap();
+            let var = candle_core::Var::from_tensor(&input).unwrap();
+            let run = |losses: Tensor| -> Vec<f64> {
+                let rows = losses.dim(0).unwrap();
+                let weights = Tensor::arange(1u32, rows as u32 + 1, &Device::Cpu)
+                    .and_then(|w| w.to_dtype(dtype))
+                    .unwrap();
+                let grads = (&losses * &weights)
+                    .and_then(|l| l.sum_all())
+                    .and_then(|l| l.backward())
+                    .unwrap();
+                let gradient = grads.get(var.as_tensor()).unwrap();
+                [losses, gradient.flatten_all().unwrap()]
+                    .iter()
+                    .flat_map(|t| t.to_dtype(DType::F64).unwrap().to_vec1::<f64>().unwrap())
+                    .collect()
+            };
+            let a = run(fused(var.as_tensor()));
+            let b = run(composed(var.as_tensor()));
+            let tolerance = if dtype == DType::F64 {
+                1e-12
+            } else {
+                f32_tolerance
+            };
+            for (x, y) in a.iter().zip(&b) {
+                assert!(
+                    (x - y).abs() <= tolerance * y.abs().max(1.0),
+                    "{dtype:?}: {x} vs {y}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn matches_cross_entropy_with_removed_entries_and_multiple_positives() {
         let logits = [2.0, -1.0, 0.5, 3.0, 1.0, 0.0, -2.0, 4.0];
@@ -767,48 +812,13 @@ mod tests {
         }
         targets.set_positive(1, 7, 0.15);
         targets.set_positive(1, 8, 0.3);
-        for dtype in [DType::F64, DType::F32] {
-            let var = candle_core::Var::from_tensor(
-                &Tensor::from_vec(values.clone(), (rows, cols), &Device::Cpu)
-                    .unwrap()
-                    .to_dtype(dtype)
-                    .unwrap(),
-            )
-            .unwrap();
-            let weights = Tensor::from_vec(
-                (1..=rows).map(|r| r as f64).collect::<Vec<_>>(),
-                rows,
-                &Device::Cpu,
-            )
-            .unwrap()
-            .to_dtype(dtype)
-            .unwrap();
-            let grad = |loss: Tensor| -> Vec<f64> {
-                let g = (loss * &weights)
-                    .unwrap()
-                    .sum_all()
-                    .unwrap()
-                    .backward()
-                    .unwrap();
-                g.get(var.as_tensor())
-                    .unwrap()
-                    .to_dtype(DType::F64)
-                    .unwrap()
-                    .flatten_all()
-                    .unwrap()
-                    .to_vec1()
-                    .unwrap()
-            };
-            let fused = grad(masked_nll(var.as_tensor(), targets.clone()).unwrap());
-            let composed = grad(composed_nll(var.as_tensor(), &targets).unwrap());
-            let tolerance = if dtype == DType::F64 { 1e-12 } else { 1e-5 };
-            for (a, b) in fused.iter().zip(&composed) {
-                assert!(
-                    (a - b).abs() <= tolerance * b.abs().max(1.0),
-                    "{dtype:?}: {a} vs {b}"
-                );
-            }
-        }
+        compare_fused_and_composed(
+            &values,
+            (rows, cols),
+            |x| masked_nll(x, targets.clone()).unwrap(),
+            |x| composed_nll(x, &targets).unwrap(),
+            1e-5,
+        );
     }
 
     #[test]
@@ -834,57 +844,13 @@ mod tests {
         targets.status[2 * n + 4 + 1] = REMOVED; // a pruned cross candidate
         targets.status[5 * n + 2] = ZEROED;
         targets.set_positive(6, 1, 0.15);
-        for dtype in [DType::F64, DType::F32] {
-            let e = candle_core::Var::from_tensor(
-                &Tensor::from_vec(data.clone(), (n, 5), &Device::Cpu)
-                    .unwrap()
-                    .to_dtype(dtype)
-                    .unwrap(),
-            )
-            .unwrap();
-            let weights = Tensor::from_vec(
-                (1..=n).map(|r| r as f64 * 0.1).collect::<Vec<_>>(),
-                n,
-                &Device::Cpu,
-            )
-            .unwrap()
-            .to_dtype(dtype)
-            .unwrap();
-            let run = |losses: Tensor| -> (Vec<f64>, Vec<f64>) {
-                let values = losses.to_dtype(DType::F64).unwrap().to_vec1().unwrap();
-                let g = (losses * &weights)
-                    .unwrap()
-                    .sum_all()
-                    .unwrap()
-                    .backward()
-                    .unwrap();
-                let grad = g
-                    .get(e.as_tensor())
-                    .unwrap()
-                    .to_dtype(DType::F64)
-                    .unwrap()
-                    .flatten_all()
-                    .unwrap()
-                    .to_vec1()
-                    .unwrap();
-                (values, grad)
-            };
-            let fused = run(gram_nll(e.as_tensor(), targets.clone()).unwrap());
-            let gram = e.as_tensor().matmul(&e.as_tensor().t().unwrap()).unwrap();
-            let composed = run(composed_nll(&gram, &targets).unwrap());
-            let tolerance = if dtype == DType::F64 { 1e-12 } else { 2e-5 };
-            for (a, b) in fused
-                .0
-                .iter()
-                .chain(&fused.1)
-                .zip(composed.0.iter().chain(&composed.1))
-            {
-                assert!(
-                    (a - b).abs() <= tolerance * b.abs().max(1.0),
-                    "{dtype:?}: {a} vs {b}"
-                );
-            }
-        }
+        compare_fused_and_composed(
+            &data,
+            (n, 5),
+            |e| gram_nll(e, targets.clone()).unwrap(),
+            |e| composed_nll(&e.matmul(&e.t().unwrap()).unwrap(), &targets).unwrap(),
+            2e-5,
+        );
     }
 
     #[test]
