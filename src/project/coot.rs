@@ -110,7 +110,11 @@ pub fn import_coot(
     let meta: BTreeMap<String, Value> = read_json_object(&paths.meta)?;
     let splits: BTreeMap<String, Value> = read_json_object(&paths.sentence_splits)?;
     let open = |path: &Path| {
-        hdf5::File::open(path).map_err(|source| ProjectError::Hdf5 {
+        // Read-only, so HDF5's file lock protects nothing here, while it fails on the network
+        // file systems of clusters and whenever another process inherited a writer's descriptor.
+        let mut options = hdf5::File::with_options();
+        options.fapl().file_locking(false);
+        options.open(path).map_err(|source| ProjectError::Hdf5 {
             action: "open the HDF5 file".into(),
             path: path.to_path_buf(),
             source,
@@ -411,4 +415,48 @@ fn sentence_counts(entry: Option<&Value>, path: &Path) -> Result<Vec<usize>, Str
         .into_iter()
         .map(|c| usize::try_from(c).map_err(|_| format!("token count {c} is too large")))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_frames_by_hand() {
+        // 100 frames over 50 s: 2 fps. 10.2 s → frame 20.4, floored; 20.3 s → 40.6, ceiled to 41,
+        // plus the two extra frames.
+        assert_eq!(segment_frames(100, 50.0, 10.2, 20.3), 20..43);
+        // A segment of zero length still gets the frames up to ceil + 2.
+        assert_eq!(segment_frames(100, 50.0, 10.0, 10.0), 20..22);
+        // At the end of the video the extra frames are cut at the last frame.
+        assert_eq!(segment_frames(100, 50.0, 48.0, 50.0), 96..100);
+        // Times past the end (annotation longer than the features) keep the last frame.
+        assert_eq!(segment_frames(100, 50.0, 60.0, 70.0), 99..100);
+        assert_eq!(segment_frames(100, 50.0, 49.99, 49.99), 99..100);
+        // A single-frame video.
+        assert_eq!(segment_frames(1, 3.0, 1.0, 2.0), 0..1);
+        // Real YouCook2 timing (GLd3aX16zBg, 241.62 s, first segment 90–102 s) at 484 frames:
+        // fps = 2.003145…, 90 s → 180.283 → 180, 102 s → 204.321 → 205 + 2.
+        assert_eq!(segment_frames(484, 241.62, 90.0, 102.0), 180..207);
+    }
+
+    #[test]
+    fn long_clips_are_sampled_evenly_to_max_frames() {
+        assert_eq!(sample_frames(20..43, 80), (20..43).collect::<Vec<_>>());
+        assert_eq!(sample_frames(0..80, 80), (0..80).collect::<Vec<_>>());
+        // 81 frames into 80: k·80/79 skips exactly one frame, 79.
+        let sampled = sample_frames(0..81, 80);
+        assert_eq!(sampled.len(), 80);
+        assert_eq!(&sampled[..3], &[0, 1, 2]);
+        assert_eq!(&sampled[77..], &[77, 78, 80]);
+        // 502 frames from 0 (100 s at 10 fps, 0–50 s): k·501/79.
+        let sampled = sample_frames(0..502, 80);
+        assert_eq!(sampled.len(), 80);
+        assert_eq!(&sampled[..4], &[0, 6, 12, 19]);
+        assert_eq!(sampled[40], 253);
+        assert_eq!(sampled[79], 501);
+        // Offsets carry through.
+        assert_eq!(sample_frames(10..20, 3), vec![10, 14, 19]);
+        assert_eq!(sample_frames(10..20, 1), vec![10]);
+    }
 }
