@@ -455,3 +455,60 @@ fn crossclr_new_coot_imports_and_reports_skipped_videos() {
     assert!((0..train.num_clips()).all(|c| train.video.rows(c) <= 16));
     assert!((0..train.num_clips()).any(|c| train.video.rows(c) == 16));
 }
+
+#[test]
+fn sentences_are_sliced_in_paragraph_order_and_clips_stored_in_time_order() {
+    let dir = tempfile::tempdir().unwrap();
+    // Segments listed out of time order; the paragraph follows the listing: tokens 0–1 are "c",
+    // 2–4 are "a", 5–8 are "b". 20 frames over 10 s is 2 fps.
+    let video = Video {
+        key: "x".into(),
+        split: "train",
+        duration: 10.0,
+        frames: 20,
+        segments: vec![
+            (6.0, 8.0, "c".into()),
+            (0.0, 2.0, "a".into()),
+            (3.0, 5.0, "b".into()),
+        ],
+        tokens: vec![2, 3, 4],
+        damage: Damage::None,
+    };
+    let paths = write_coot(dir.path(), &[video]);
+    let import = import_coot(&paths, 80, &mut |_, _| {}).unwrap();
+    assert!(import.skipped.is_empty(), "{:?}", import.skipped);
+    let split = &import.splits[0];
+    assert_eq!(split.clip_keys, ["x_1", "x_2", "x_0"]);
+    let column0 = |values: &[f32], dim: usize| -> Vec<usize> {
+        values.chunks_exact(dim).map(|r| r[0] as usize).collect()
+    };
+    // 0–2 s: frames 0 to ceil(4) + 2; 3–5 s: 6 to 10 + 2; 6–8 s: 12 to 16 + 2.
+    let frames: Vec<Vec<usize>> = (0..3)
+        .map(|c| column0(split.video.get(c), VIDEO_DIM))
+        .collect();
+    assert_eq!(
+        frames,
+        [
+            (0..6).collect::<Vec<_>>(),
+            (6..12).collect(),
+            (12..18).collect()
+        ]
+    );
+    let tokens: Vec<Vec<usize>> = (0..3)
+        .map(|c| column0(split.text.get(c), TEXT_DIM))
+        .collect();
+    assert_eq!(
+        tokens,
+        [
+            (2..5).collect::<Vec<_>>(),
+            (5..9).collect(),
+            (0..2).collect()
+        ]
+    );
+    let captions: Vec<&str> = import
+        .manifest
+        .iter()
+        .map(|e| e.caption.as_deref().unwrap())
+        .collect();
+    assert_eq!(captions, ["a", "b", "c"]);
+}

@@ -655,3 +655,32 @@ fn project_directory_layout_and_refusals() {
     let error = reopened.load_split("holdout").unwrap_err();
     assert!(error.to_string().contains("holds split `val`"), "{error}");
 }
+
+#[test]
+fn a_failed_import_write_removes_what_it_wrote() {
+    use crossclr::project::import::Import;
+    let mut bad = split();
+    bad.video.data[0] = f32::NAN;
+    let import = Import {
+        splits: vec![split(), {
+            let mut val = bad;
+            val.split = "val".into();
+            val
+        }],
+        manifest: vec![entry("c0", "v0")],
+        skipped: Vec::new(),
+    };
+    let root = tempfile::tempdir().unwrap();
+    let missing = root.path().join("new");
+    let error = import
+        .write(&missing, ProjectConfig::default())
+        .unwrap_err();
+    assert!(error.to_string().contains("val.safetensors"), "{error}");
+    assert!(!missing.exists());
+
+    let empty = root.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    import.write(&empty, ProjectConfig::default()).unwrap_err();
+    assert!(empty.is_dir());
+    assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0);
+}

@@ -91,7 +91,8 @@ pub fn sample_frames(frames: Range<usize>, max_frames: usize) -> Vec<usize> {
         .collect()
 }
 
-/// Reads a COOT dataset. Per-video problems (invalid entry, `data_key` missing from the video
+/// Reads a COOT dataset, videos in key order, each video's clips in temporal order (segments
+/// sorted by start, which keeps COOT's order for well-formed data). Per-video problems (invalid entry, `data_key` missing from the video
 /// file, sentence count not the segment count, token counts not summing to the paragraph,
 /// zero duration, non-finite features, feature widths unlike the other videos') skip that video
 /// with its key and reason; the rest is imported. `progress(done, total)` is called per video.
@@ -207,6 +208,7 @@ fn read_json_object(path: &Path) -> Result<BTreeMap<String, Value>, ProjectError
 }
 
 struct Clip {
+    start_sec: f64,
     entry: ManifestEntry,
     frames: Vec<f32>,
     tokens: Vec<f32>,
@@ -320,6 +322,7 @@ impl Reader<'_> {
             let clip_tokens = text[token * text_dim..(token + count) * text_dim].to_vec();
             token += count;
             clips.push(Clip {
+                start_sec: segment.start_sec,
                 entry: ManifestEntry {
                     clip: format!("{key}_{i}"),
                     video: key.to_string(),
@@ -336,6 +339,9 @@ impl Reader<'_> {
         // Only an imported video fixes the widths; a skipped one must not reject the rest.
         self.video_dim = Some(video_dim);
         self.text_dim = Some(text_dim);
+        // The sentences were sliced in paragraph order above; the store keeps a video's clips in
+        // temporal order, which the global (video-level) model relies on.
+        clips.sort_by(|a, b| a.start_sec.total_cmp(&b.start_sec));
         Ok(Video {
             split: meta.split,
             video_dim,

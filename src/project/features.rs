@@ -16,9 +16,11 @@
 //! `version` (`1`), `split`, and `clip_keys` and `video_keys` as JSON arrays of strings.
 //!
 //! Invariants, checked on save and on load: at least one clip; every clip has at least one frame
-//! and one token; values are finite; the clips of a video are consecutive (in temporal order, as
-//! written by the importers) and videos appear in index order, so `video_of_clip` starts at 0 and
-//! steps by 0 or 1 — which lets [`SplitFeatures::clips_of_video`] return a range.
+//! and one token; values are finite; the clips of a video are consecutive and videos appear in
+//! index order, so `video_of_clip` starts at 0 and steps by 0 or 1 — which lets
+//! [`SplitFeatures::clips_of_video`] return a range. A video's clips are in temporal order: the
+//! COOT importer sorts them by start time, and a `--features` file is trusted to list them so
+//! (it carries no times to check).
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;

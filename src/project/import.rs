@@ -87,12 +87,33 @@ impl Import {
     }
 
     /// Creates the project in `dir` (missing or empty) with `config`, the manifest and one
-    /// feature file per split.
+    /// feature file per split. If writing fails part-way (a full disk), what this call wrote is
+    /// removed again, so the same command can simply be rerun.
     pub fn write(&self, dir: &Path, config: ProjectConfig) -> Result<Project, ProjectError> {
+        let existed = dir.exists();
         let project = Project::create(dir, config)?;
-        project.write_manifest(&self.manifest)?;
-        for split in &self.splits {
-            project.save_split(split)?;
+        let written = project.write_manifest(&self.manifest).and_then(|()| {
+            self.splits
+                .iter()
+                .try_for_each(|split| project.save_split(split))
+        });
+        if let Err(error) = written {
+            // `create` succeeded, so the directory was missing or empty: everything in it is ours.
+            let _ = if existed {
+                std::fs::read_dir(dir).map(|entries| {
+                    for entry in entries.flatten() {
+                        let path = entry.path();
+                        let _ = if path.is_dir() {
+                            std::fs::remove_dir_all(&path)
+                        } else {
+                            std::fs::remove_file(&path)
+                        };
+                    }
+                })
+            } else {
+                std::fs::remove_dir_all(dir)
+            };
+            return Err(error);
         }
         Ok(project)
     }
@@ -167,11 +188,16 @@ pub fn import_features(path: &Path) -> Result<Import, ProjectError> {
             metadata,
         };
         let (features, skipped) = reader.read()?;
+        let none_readable = !skipped.is_empty();
         import.skipped.extend(skipped);
         let Some(features) = features else {
             import.skipped.push(Skipped {
                 item: format!("split {split}"),
-                reason: "every clip was skipped".into(),
+                reason: if none_readable {
+                    "every clip was skipped".into()
+                } else {
+                    "holds no clips".into()
+                },
             });
             continue;
         };
