@@ -3,8 +3,8 @@
 # that is already there. Safe to run again.
 set -euo pipefail
 
-# System packages the crate needs (later issues add FFmpeg, HDF5 and the GUI test stack here).
-APT_PACKAGES=(build-essential pkg-config)
+# System packages the crate needs (later issues add FFmpeg and the GUI test stack here).
+APT_PACKAGES=(build-essential pkg-config libhdf5-dev)
 
 missing=()
 for package in "${APT_PACKAGES[@]}"; do

@@ -6,5 +6,6 @@ pub mod cli;
 pub mod crossclr;
 pub mod eval;
 pub mod jobs;
+pub mod project;
 pub mod synth;
 pub mod train;

@@ -2,6 +2,7 @@
 
 mod eval_cmd;
 mod loss_cmd;
+mod new_cmd;
 mod tensor_file;
 
 use anyhow::Result;
@@ -21,6 +22,8 @@ pub enum Command {
     Loss(loss_cmd::LossArgs),
     /// Retrieval metrics (R@1/5/10/50, median and mean rank) of a similarity matrix.
     Eval(eval_cmd::EvalArgs),
+    /// Make a project from precomputed features (a safetensors file, or COOT's HDF5 layout).
+    New(new_cmd::NewArgs),
 }
 
 /// Parses the command line and runs the command.
@@ -29,5 +32,6 @@ pub fn run() -> Result<()> {
     match cli.command {
         Command::Loss(args) => loss_cmd::run(&args),
         Command::Eval(args) => eval_cmd::run(&args),
+        Command::New(args) => new_cmd::run(&args),
     }
 }

@@ -1,0 +1,177 @@
+//! Atomic file replacement: the new contents go to a temporary file in the destination's own
+//! directory (so the rename never crosses file systems), are flushed to disk, and only then renamed
+//! over the destination. A reader sees the old file or the new one, never a torn one, and a write
+//! that fails half-way leaves the old file as it was.
+
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::error::ProjectError;
+
+/// Replaces `path` with `bytes` atomically.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ProjectError> {
+    write_atomic_with(path, |out| out.write_all(bytes))
+}
+
+/// Replaces `path` atomically with what `write` writes (buffered), for contents too large to
+/// assemble in memory first. If `write` fails, `path` is untouched and the temporary file removed.
+pub fn write_atomic_with<F>(path: &Path, write: F) -> Result<(), ProjectError>
+where
+    F: FnOnce(&mut dyn Write) -> std::io::Result<()>,
+{
+    replace_atomic(path, |temp| {
+        let file = File::create_new(temp).map_err(|e| ProjectError::io("write", path, e))?;
+        let mut out = BufWriter::new(file);
+        write(&mut out)
+            .and_then(|()| out.flush())
+            .map_err(|e| ProjectError::io("write", path, e))
+    })
+}
+
+/// Replaces `path` atomically with a safetensors file of `tensors` and the optional `__metadata__`
+/// map. Serialization streams to disk, so the tensors are not copied into one buffer first.
+pub fn write_safetensors_atomic<S, V, I>(
+    path: &Path,
+    tensors: I,
+    metadata: Option<HashMap<String, String>>,
+) -> Result<(), ProjectError>
+where
+    S: AsRef<str> + Ord + Display,
+    V: safetensors::View,
+    I: IntoIterator<Item = (S, V)>,
+{
+    replace_atomic(path, |temp| {
+        safetensors::serialize_to_file(tensors, metadata, temp).map_err(|e| {
+            ProjectError::file(path, format!("cannot write the safetensors file: {e}"))
+        })
+    })
+}
+
+/// The general form, for writers that insist on a path of their own: `write` creates the file at
+/// the temporary path it is given; it is then synced and renamed over `path`.
+pub fn replace_atomic<F>(path: &Path, write: F) -> Result<(), ProjectError>
+where
+    F: FnOnce(&Path) -> Result<(), ProjectError>,
+{
+    let dir = parent_dir(path);
+    let temp = TempFile::new(temp_path(path));
+    write(&temp.path)?;
+    // The data must be on disk before the rename is; otherwise a crash could leave the new name
+    // pointing at an empty file, which is worse than the old contents.
+    File::open(&temp.path)
+        .and_then(|file| file.sync_all())
+        .map_err(|e| ProjectError::io("sync", &temp.path, e))?;
+    std::fs::rename(&temp.path, path).map_err(|e| ProjectError::io("replace", path, e))?;
+    temp.disarm();
+    sync_dir(&dir)
+}
+
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn temp_path(path: &Path) -> PathBuf {
+    // Unique per process and call, so concurrent writers of one file never share a temporary;
+    // the leading dot and `.tmp-` suffix keep it out of directory listings that look for
+    // `*.safetensors` or `*.toml`.
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    parent_dir(path).join(format!(".{name}.tmp-{}-{n}", std::process::id()))
+}
+
+/// Makes the rename itself durable.
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> Result<(), ProjectError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| ProjectError::io("sync directory", dir, e))
+}
+
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> Result<(), ProjectError> {
+    // Directories cannot be opened as files here; the rename is as durable as the platform makes it.
+    Ok(())
+}
+
+/// Removes the temporary file unless it was renamed into place, also when the writer panics.
+struct TempFile {
+    path: PathBuf,
+    armed: bool,
+}
+
+impl TempFile {
+    fn new(path: PathBuf) -> Self {
+        Self { path, armed: true }
+    }
+
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn replaces_contents_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.txt");
+        write_atomic(&path, b"first").unwrap();
+        write_atomic(&path, b"second").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"second");
+        assert_eq!(entries(dir.path()), ["a.txt"]);
+    }
+
+    #[test]
+    fn a_failed_write_keeps_the_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.txt");
+        write_atomic(&path, b"precious").unwrap();
+        let error = write_atomic_with(&path, |out| {
+            out.write_all(b"half of the new con")?;
+            Err(std::io::Error::other("disk full"))
+        })
+        .unwrap_err();
+        assert!(error.to_string().contains("a.txt"), "{error}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"precious");
+        assert_eq!(entries(dir.path()), ["a.txt"]);
+    }
+
+    #[test]
+    fn a_missing_directory_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing/a.txt");
+        let error = write_atomic(&path, b"x").unwrap_err();
+        assert!(matches!(error, ProjectError::Io { .. }), "{error}");
+        assert!(error.to_string().contains("a.txt"), "{error}");
+    }
+}

@@ -1,0 +1,392 @@
+//! `crossclr.toml`: what a project is (its source and encoders) and how to train it.
+//!
+//! Every section is `#[serde(default)]`, so a file written by an older version (missing keys or
+//! whole sections) still loads, while an unknown key is an error naming it and its line: a typo
+//! in a hyperparameter must not be silently ignored. These are plain data; the training and model
+//! modules map them onto their own types.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::atomic::write_atomic;
+use super::error::ProjectError;
+
+/// The `crossclr.toml` format this program writes; files of a newer format are refused.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProjectConfig {
+    pub project: ProjectSection,
+    pub source: SourceSection,
+    pub encoders: EncodersSection,
+    pub model: ModelSection,
+    pub loss: LossSection,
+    pub train: TrainSection,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProjectSection {
+    /// Shown in the app and in reports; `crossclr new` uses the directory's name.
+    pub name: String,
+    /// The format of this file, [`FORMAT_VERSION`] when written by this program.
+    pub version: u32,
+}
+
+impl Default for ProjectSection {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            version: FORMAT_VERSION,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// Precomputed features imported from a safetensors file.
+    #[default]
+    Features,
+    /// COOT's meta_all.json with its video and text HDF5 feature files.
+    Coot,
+    /// Video files and captions, encoded by `crossclr ingest`.
+    Videos,
+}
+
+/// Where the project's data came from. The paths are a record for the user; nothing rereads them
+/// after `crossclr new` (the features are copied into the project).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SourceSection {
+    pub kind: SourceKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub features: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coot_meta: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub video_h5: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text_h5: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sentence_splits: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub videos: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub captions: Option<String>,
+}
+
+/// The encoders whose outputs the features are. Absent until the features exist (a project made
+/// from videos has none before `crossclr ingest`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EncodersSection {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub video: Option<EncoderSpec>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<EncoderSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncoderSpec {
+    /// `precomputed` for imported features, else the encoder's name.
+    pub name: String,
+    /// Width of one frame's (or token's) feature vector.
+    pub dim: usize,
+}
+
+/// The name recorded for features that were imported rather than computed here.
+pub const PRECOMPUTED: &str = "precomputed";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Head {
+    /// Per modality LayerNorm → Linear → GELU → Linear on pooled features.
+    #[default]
+    Mlp,
+    /// COOT's local (frames of a clip) and global (clips of a video) transformers.
+    Coot,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelSection {
+    pub head: Head,
+    /// Output width of the `mlp` head.
+    pub joint_dim: usize,
+    pub attention_dim: usize,
+    pub local_heads: usize,
+    pub global_heads: usize,
+    /// Heads of COOT's attention-aware pooling.
+    pub pool_heads: usize,
+    pub dropout: f64,
+    /// Frames per clip fed to the local transformer; longer clips are sampled evenly.
+    pub max_frames: usize,
+    /// Frames of a whole video fed to the global context.
+    pub max_context_frames: usize,
+}
+
+impl Default for ModelSection {
+    fn default() -> Self {
+        Self {
+            head: Head::Mlp,
+            joint_dim: 384,
+            attention_dim: 384,
+            local_heads: 8,
+            global_heads: 8,
+            pool_heads: 2,
+            dropout: 0.05,
+            max_frames: 80,
+            max_context_frames: 160,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LossKind {
+    #[default]
+    Crossclr,
+    Infonce,
+    Maxmargin,
+    Xmlnet,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LossMode {
+    /// The paper's equations.
+    #[default]
+    Paper,
+    /// The authors' released code, quirks included.
+    Official,
+}
+
+/// The loss settings; defaults are the paper's YouCook2 values (DESIGN §4).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LossSection {
+    pub kind: LossKind,
+    pub mode: LossMode,
+    pub tau: f64,
+    pub kappa: f64,
+    pub lambda: f64,
+    pub gamma: f64,
+    /// Queue length at the local level; 0 turns the queue off.
+    pub queue: usize,
+    /// Weight of the video/paragraph-level loss against the clip/sentence level.
+    pub global_weight: f64,
+    /// Extra positives per anchor by input similarity; 0 turns multiple positives off.
+    pub multi_positive_k: usize,
+    pub beta: f64,
+    /// Margin of the max-margin loss.
+    pub margin: f64,
+}
+
+impl Default for LossSection {
+    fn default() -> Self {
+        Self {
+            kind: LossKind::Crossclr,
+            mode: LossMode::Paper,
+            tau: 0.03,
+            kappa: 0.0035,
+            lambda: 0.8,
+            gamma: 0.9,
+            queue: 5000,
+            global_weight: 0.6,
+            multi_positive_k: 0,
+            beta: 0.15,
+            margin: 0.2,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainSection {
+    pub epochs: usize,
+    /// Videos per batch (their clips make the clip-level batch).
+    pub batch_size: usize,
+    pub lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub weight_decay: f64,
+    pub warmup_epochs: usize,
+    pub plateau_patience: usize,
+    pub plateau_cooldown: usize,
+    pub plateau_factor: f64,
+    pub min_lr: f64,
+    pub seed: u64,
+    pub train_split: String,
+    /// The split models are selected on.
+    pub val_split: String,
+    /// The split results are reported on; it may not exist (YouCook2 has no public test labels).
+    pub report_split: String,
+    pub device: String,
+}
+
+impl Default for TrainSection {
+    fn default() -> Self {
+        Self {
+            epochs: 30,
+            batch_size: 64,
+            lr: 7e-4,
+            beta1: 0.56,
+            beta2: 0.98,
+            weight_decay: 0.0,
+            warmup_epochs: 4,
+            plateau_patience: 6,
+            plateau_cooldown: 4,
+            plateau_factor: 0.1,
+            min_lr: 1e-7,
+            seed: 0,
+            train_split: "train".into(),
+            val_split: "val".into(),
+            report_split: "test".into(),
+            device: "cpu".into(),
+        }
+    }
+}
+
+impl ProjectConfig {
+    /// Reads and checks `path`. Syntax errors and unknown keys name the line; out-of-range values
+    /// name the key (`section.key`).
+    pub fn load(path: &Path) -> Result<Self, ProjectError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ProjectError::io("read", path, e))?;
+        let config: Self = toml::from_str(&text).map_err(|e| match e.span() {
+            Some(span) => ProjectError::Line {
+                path: path.to_path_buf(),
+                line: line_of(&text, span.start),
+                message: e.message().trim_end().to_string(),
+            },
+            None => ProjectError::file(path, e.message().trim_end()),
+        })?;
+        config
+            .validate()
+            .map_err(|message| ProjectError::file(path, message))?;
+        Ok(config)
+    }
+
+    /// Writes every key, defaults included, so the file documents what can be set. Atomic.
+    pub fn save(&self, path: &Path) -> Result<(), ProjectError> {
+        self.validate()
+            .map_err(|message| ProjectError::file(path, format!("not saved: {message}")))?;
+        let body = toml::to_string_pretty(self)
+            .map_err(|e| ProjectError::file(path, format!("cannot serialize the settings: {e}")))?;
+        let text = format!(
+            "# crossclr project settings (format {FORMAT_VERSION}). Every key is listed; edit freely.\n\n{body}"
+        );
+        write_atomic(path, text.as_bytes())
+    }
+
+    /// Checks the values no component could use, naming the key and what was expected.
+    pub fn validate(&self) -> Result<(), String> {
+        let version = self.project.version;
+        if version == 0 || version > FORMAT_VERSION {
+            return Err(format!(
+                "`project.version` is {version}; this program reads format 1 to {FORMAT_VERSION} \
+                 (a newer crossclr wrote this project?)"
+            ));
+        }
+        for (key, spec) in [
+            ("encoders.video", &self.encoders.video),
+            ("encoders.text", &self.encoders.text),
+        ] {
+            if let Some(spec) = spec {
+                if spec.name.is_empty() {
+                    return Err(format!("`{key}.name` is empty; expected an encoder name"));
+                }
+                if spec.dim == 0 {
+                    return Err(format!("`{key}.dim` is 0; expected the feature width"));
+                }
+            }
+        }
+        let m = &self.model;
+        for (key, value) in [
+            ("model.joint_dim", m.joint_dim),
+            ("model.attention_dim", m.attention_dim),
+            ("model.local_heads", m.local_heads),
+            ("model.global_heads", m.global_heads),
+            ("model.pool_heads", m.pool_heads),
+            ("model.max_frames", m.max_frames),
+            ("model.max_context_frames", m.max_context_frames),
+            ("train.epochs", self.train.epochs),
+        ] {
+            if value == 0 {
+                return Err(format!("`{key}` is 0; expected a positive integer"));
+            }
+        }
+        for (key, heads) in [
+            ("model.local_heads", m.local_heads),
+            ("model.global_heads", m.global_heads),
+        ] {
+            if !m.attention_dim.is_multiple_of(heads) {
+                return Err(format!(
+                    "`{key}` = {heads} does not divide `model.attention_dim` = {}",
+                    m.attention_dim
+                ));
+            }
+        }
+        if self.train.batch_size < 2 {
+            return Err(format!(
+                "`train.batch_size` is {}; a contrastive batch needs at least 2 videos",
+                self.train.batch_size
+            ));
+        }
+        let l = &self.loss;
+        let t = &self.train;
+        for (key, value) in [
+            ("loss.tau", l.tau),
+            ("loss.kappa", l.kappa),
+            ("loss.lambda", l.lambda),
+            ("train.lr", t.lr),
+            ("train.plateau_factor", t.plateau_factor),
+            ("train.min_lr", t.min_lr),
+        ] {
+            if !(value.is_finite() && value > 0.0) {
+                return Err(format!("`{key}` is {value}; expected a positive number"));
+            }
+        }
+        for (key, value) in [
+            ("loss.gamma", l.gamma),
+            ("loss.global_weight", l.global_weight),
+            ("loss.beta", l.beta),
+            ("loss.margin", l.margin),
+            ("train.weight_decay", t.weight_decay),
+        ] {
+            if !(value.is_finite() && value >= 0.0) {
+                return Err(format!("`{key}` is {value}; expected a number ≥ 0"));
+            }
+        }
+        for (key, value) in [
+            ("model.dropout", m.dropout),
+            ("train.beta1", t.beta1),
+            ("train.beta2", t.beta2),
+        ] {
+            if !(0.0..1.0).contains(&value) {
+                return Err(format!("`{key}` is {value}; expected 0 ≤ value < 1"));
+            }
+        }
+        for (key, value) in [
+            ("train.train_split", &t.train_split),
+            ("train.val_split", &t.val_split),
+            ("train.report_split", &t.report_split),
+            ("train.device", &t.device),
+        ] {
+            if value.is_empty() {
+                return Err(format!("`{key}` is empty"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn line_of(text: &str, byte: usize) -> usize {
+    1 + text.as_bytes()[..byte.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+}
