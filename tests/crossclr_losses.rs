@@ -267,9 +267,15 @@ fn a_restored_queue_continues_exactly_where_the_saved_one_was() {
     let a = original.forward(&batch).unwrap().value().unwrap();
     let b = restored.forward(&batch).unwrap().value().unwrap();
     assert_eq!(a, b);
-    assert_eq!((original.pointer(), original.filled()), (restored.pointer(), restored.filled()));
+    assert_eq!(
+        (original.pointer(), original.filled()),
+        (restored.pointer(), restored.filled())
+    );
     let mut short = CrossClrQueue::new(config, 20, QueueInit::Empty).unwrap();
-    let err = short.restore(original.state().unwrap()).unwrap_err().to_string();
+    let err = short
+        .restore(original.state().unwrap())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("20 rows"), "{err}");
 }
 

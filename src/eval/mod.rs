@@ -248,12 +248,17 @@ mod tests {
     #[test]
     fn block_ranks_agree_with_the_whole_matrix() {
         let s: Vec<f64> = (0..30).map(|k| ((k * 7) % 11) as f64).collect(); // 5×6, ties included
-        let whole = Similarity::new(&s, 5, 6).unwrap().ranks(TiePolicy::Pessimistic);
+        let whole = Similarity::new(&s, 5, 6)
+            .unwrap()
+            .ranks(TiePolicy::Pessimistic);
         let top = block_ranks(&s[..12], 2, 6, 0, TiePolicy::Pessimistic).unwrap();
         let bottom = block_ranks(&s[12..], 3, 6, 2, TiePolicy::Pessimistic).unwrap();
         assert_eq!([top, bottom].concat(), whole);
         let single: Vec<f32> = s[12..18].iter().map(|&v| v as f32).collect();
-        assert_eq!(block_ranks(&single, 1, 6, 2, TiePolicy::Pessimistic).unwrap(), vec![whole[2]]);
+        assert_eq!(
+            block_ranks(&single, 1, 6, 2, TiePolicy::Pessimistic).unwrap(),
+            vec![whole[2]]
+        );
         assert!(block_ranks(&s[..6], 1, 6, 6, TiePolicy::Pessimistic).is_err());
     }
 

@@ -133,9 +133,16 @@ impl RAdam {
     }
 
     /// Restores a state from [`RAdam::state`]; every moment must be present with its shape.
-    pub fn load_state(&mut self, tensors: &std::collections::HashMap<String, Tensor>, step: usize) -> Result<()> {
+    pub fn load_state(
+        &mut self,
+        tensors: &std::collections::HashMap<String, Tensor>,
+        step: usize,
+    ) -> Result<()> {
         for slot in &mut self.slots {
-            for (suffix, target) in [("exp_avg", &mut slot.first), ("exp_avg_sq", &mut slot.second)] {
+            for (suffix, target) in [
+                ("exp_avg", &mut slot.first),
+                ("exp_avg_sq", &mut slot.second),
+            ] {
                 let key = format!("{}.{suffix}", slot.name);
                 let Some(value) = tensors.get(&key) else {
                     candle_core::bail!("optimizer state lacks `{key}`");
@@ -165,22 +172,104 @@ mod tests {
     /// Trajectories of `torch.optim.RAdam(lr=7e-2, betas=(0.56, 0.98), eps=1e-8)` (torch 2.15,
     /// float64) on `Σ w (p − target)² + 0.1 Σ p⁴`: parameters after steps 1, 5, 6 and 12.
     const TORCH_NO_DECAY: [(usize, [f64; 6]); 4] = [
-        (1, [0.5665, -0.4119999999999999, 0.5159999999999996, 0.127972, -0.28, -0.222244]),
-        (5, [0.7593079177173785, 0.8541035096711109, -1.3408776671044025, 0.22603269823425087, -0.5768089974087128, 0.014639952439031573]),
-        (6, [0.7647355241368636, 0.8569066554149779, -1.3401650611140428, 0.23320099368023994, -0.5751277067897795, 0.020690199246191414]),
-        (12, [0.8105052258697786, 0.8692138287815686, -1.3102063417137002, 0.30360984516068024, -0.5420733749566666, 0.07846945032869652]),
+        (
+            1,
+            [
+                0.5665,
+                -0.4119999999999999,
+                0.5159999999999996,
+                0.127972,
+                -0.28,
+                -0.222244,
+            ],
+        ),
+        (
+            5,
+            [
+                0.7593079177173785,
+                0.8541035096711109,
+                -1.3408776671044025,
+                0.22603269823425087,
+                -0.5768089974087128,
+                0.014639952439031573,
+            ],
+        ),
+        (
+            6,
+            [
+                0.7647355241368636,
+                0.8569066554149779,
+                -1.3401650611140428,
+                0.23320099368023994,
+                -0.5751277067897795,
+                0.020690199246191414,
+            ],
+        ),
+        (
+            12,
+            [
+                0.8105052258697786,
+                0.8692138287815686,
+                -1.3102063417137002,
+                0.30360984516068024,
+                -0.5420733749566666,
+                0.07846945032869652,
+            ],
+        ),
     ];
     /// The same with `weight_decay=0.01`.
     const TORCH_DECAY: [(usize, [f64; 6]); 4] = [
-        (1, [0.56615, -0.4112999999999999, 0.5146, 0.12790200000000002, -0.28, -0.222034]),
-        (5, [0.7576883551245022, 0.854303202927189, -1.340332138257904, 0.22558849716022122, -0.5761411250008036, 0.015160776506041133]),
-        (6, [0.76310441919018, 0.8570909326971965, -1.3396099106616366, 0.23274680711336543, -0.5744538697948959, 0.021198617091229624]),
-        (12, [0.8086545862651867, 0.8691691603916076, -1.3095733905743268, 0.3029546754873252, -0.5413870307048146, 0.07879574942772674]),
+        (
+            1,
+            [
+                0.56615,
+                -0.4112999999999999,
+                0.5146,
+                0.12790200000000002,
+                -0.28,
+                -0.222034,
+            ],
+        ),
+        (
+            5,
+            [
+                0.7576883551245022,
+                0.854303202927189,
+                -1.340332138257904,
+                0.22558849716022122,
+                -0.5761411250008036,
+                0.015160776506041133,
+            ],
+        ),
+        (
+            6,
+            [
+                0.76310441919018,
+                0.8570909326971965,
+                -1.3396099106616366,
+                0.23274680711336543,
+                -0.5744538697948959,
+                0.021198617091229624,
+            ],
+        ),
+        (
+            12,
+            [
+                0.8086545862651867,
+                0.8691691603916076,
+                -1.3095733905743268,
+                0.3029546754873252,
+                -0.5413870307048146,
+                0.07879574942772674,
+            ],
+        ),
     ];
 
     fn run(weight_decay: f64, expected: &[(usize, [f64; 6])]) {
         let cpu = Device::Cpu;
-        let p = Var::from_tensor(&Tensor::new(&[[0.5f64, -1.0, 2.0], [0.1, 0.0, -0.3]], &cpu).unwrap()).unwrap();
+        let p =
+            Var::from_tensor(&Tensor::new(&[[0.5f64, -1.0, 2.0], [0.1, 0.0, -0.3]], &cpu).unwrap())
+                .unwrap();
         let target = Tensor::new(&[[1.0f64, 1.0, -1.0], [0.5, -0.5, 0.25]], &cpu).unwrap();
         let weights = Tensor::new(&[[1.0f64, 2.0, 3.0], [0.5, 4.0, 1.0]], &cpu).unwrap();
         let config = RAdamConfig {
@@ -191,7 +280,10 @@ mod tests {
         let mut opt = RAdam::new(vec![("p".into(), p.clone())], config).unwrap();
         for step in 1..=12 {
             let x = p.as_tensor();
-            let loss = ((x - &target).unwrap().sqr().unwrap() * &weights).unwrap().sum_all().unwrap()
+            let loss = ((x - &target).unwrap().sqr().unwrap() * &weights)
+                .unwrap()
+                .sum_all()
+                .unwrap()
                 + (x.sqr().unwrap().sqr().unwrap().sum_all().unwrap() * 0.1).unwrap();
             let grads = loss.unwrap().backward().unwrap();
             opt.step(&grads).unwrap();
@@ -219,14 +311,24 @@ mod tests {
         let cpu = Device::Cpu;
         let p = Var::new(&[1.0f32, 2.0], &cpu).unwrap();
         let mut opt = RAdam::new(vec![("w".into(), p.clone())], RAdamConfig::default()).unwrap();
-        let grads = p.as_tensor().sqr().unwrap().sum_all().unwrap().backward().unwrap();
+        let grads = p
+            .as_tensor()
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
         opt.step(&grads).unwrap();
         let (tensors, step) = opt.state();
         let map: std::collections::HashMap<_, _> = tensors.into_iter().collect();
         let mut fresh = RAdam::new(vec![("w".into(), p.clone())], RAdamConfig::default()).unwrap();
         fresh.load_state(&map, step).unwrap();
         assert_eq!(fresh.steps(), 1);
-        let err = fresh.load_state(&std::collections::HashMap::new(), 1).unwrap_err().to_string();
+        let err = fresh
+            .load_state(&std::collections::HashMap::new(), 1)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("w.exp_avg"), "{err}");
     }
 }

@@ -119,8 +119,13 @@ mod tests {
     fn plateau_matches_torch() {
         // torch 2.15: ReduceLROnPlateau(mode='max', factor=0.1, patience=2, cooldown=1,
         // min_lr=1e-3, threshold=1e-4) on SGD(lr=1.0).
-        let scores = [0.1, 0.2, 0.2, 0.2, 0.2, 0.19, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3];
-        let torch = [1.0, 1.0, 1.0, 1.0, 0.1, 0.1, 0.1, 0.1, 0.1, 0.01, 0.01, 0.01, 0.01, 0.001, 0.001, 0.001];
+        let scores = [
+            0.1, 0.2, 0.2, 0.2, 0.2, 0.19, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3,
+        ];
+        let torch = [
+            1.0, 1.0, 1.0, 1.0, 0.1, 0.1, 0.1, 0.1, 0.1, 0.01, 0.01, 0.01, 0.01, 0.001, 0.001,
+            0.001,
+        ];
         let mut plateau = Plateau::new(
             1.0,
             PlateauConfig {
