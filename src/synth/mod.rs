@@ -8,9 +8,16 @@
 //! `relu(A_v l + noise)`, the text view a few tokens `relu(A_t l + noise)`, with different random
 //! maps `A_v`, `A_t`: the model must learn both maps, and retrieval succeeds only by the details.
 
+use std::path::Path;
+
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
+
+use crate::project::import::Import;
+use crate::project::{
+    ManifestEntry, Project, ProjectConfig, ProjectError, Sequences, SplitFeatures,
+};
 
 /// The knobs of the generator.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,42 +80,12 @@ impl SynthConfig {
     }
 }
 
-/// Packed sequences: sequence i is rows `offsets[i]..offsets[i+1]` of `data` (`dim` per row).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Packed {
-    pub dim: usize,
-    pub data: Vec<f32>,
-    pub offsets: Vec<usize>,
-}
-
-impl Packed {
-    fn new(dim: usize) -> Self {
-        Self {
-            dim,
-            data: Vec::new(),
-            offsets: vec![0],
-        }
-    }
-
-    fn push(&mut self, rows: impl IntoIterator<Item = Vec<f32>>) {
-        for row in rows {
-            self.data.extend(row);
-        }
-        self.offsets.push(self.data.len() / self.dim);
-    }
-}
-
-/// One generated split.
+/// One generated split: the features as a project stores them, with the planted truth.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SynthSplit {
-    pub name: &'static str,
-    pub clip_keys: Vec<String>,
-    pub video_keys: Vec<String>,
-    pub video_of_clip: Vec<u32>,
-    /// The latent topic of every clip (the planted truth).
+    pub features: SplitFeatures,
+    /// The latent topic of every clip.
     pub topic_of_clip: Vec<u32>,
-    pub video: Packed,
-    pub text: Packed,
     pub captions: Vec<String>,
 }
 
@@ -123,7 +100,7 @@ fn matvec(matrix: &[f64], vector: &[f64], rows: usize) -> Vec<f64> {
         .collect()
 }
 
-/// A view of latent `l`: `count` rows of `relu(A l + noise)`.
+/// A view of latent `l`: `count` rows of `relu(A l + noise)`, packed row after row.
 fn view(
     rng: &mut ChaCha8Rng,
     map: &[f64],
@@ -131,18 +108,16 @@ fn view(
     latent: &[f64],
     count: usize,
     noise: f64,
-) -> Vec<Vec<f32>> {
+) -> Vec<f32> {
     let mean = matvec(map, latent, dim);
-    (0..count)
-        .map(|_| {
-            mean.iter()
-                .map(|m| {
-                    let n: f64 = StandardNormal.sample(rng);
-                    (m + noise * n).max(0.0) as f32
-                })
-                .collect()
-        })
-        .collect()
+    let mut rows = Vec::with_capacity(count * dim);
+    for _ in 0..count {
+        rows.extend(mean.iter().map(|m| {
+            let n: f64 = StandardNormal.sample(rng);
+            (m + noise * n).max(0.0) as f32
+        }));
+    }
+    rows
 }
 
 /// Generates the three splits (train, val, test). The same config gives the same data.
@@ -182,13 +157,15 @@ pub fn generate(config: &SynthConfig) -> Vec<SynthSplit> {
         .zip(config.videos)
         .map(|(&name, videos)| {
             let mut split = SynthSplit {
-                name,
-                clip_keys: Vec::new(),
-                video_keys: Vec::new(),
-                video_of_clip: Vec::new(),
+                features: SplitFeatures {
+                    split: name.to_string(),
+                    clip_keys: Vec::new(),
+                    video_keys: Vec::new(),
+                    video_of_clip: Vec::new(),
+                    video: Sequences::new(config.video_dim),
+                    text: Sequences::new(config.text_dim),
+                },
                 topic_of_clip: Vec::new(),
-                video: Packed::new(config.video_dim),
-                text: Packed::new(config.text_dim),
                 captions: Vec::new(),
             };
             for v in 0..videos {
@@ -212,34 +189,69 @@ pub fn generate(config: &SynthConfig) -> Vec<SynthSplit> {
                         .collect();
                     let frames = between(&mut rng, config.frames);
                     let tokens = between(&mut rng, config.tokens);
-                    split.video.push(view(
+                    let video_rows = view(
                         &mut rng,
                         &video_map,
                         config.video_dim,
                         &latent,
                         frames,
                         config.noise,
-                    ));
-                    split.text.push(view(
+                    );
+                    let text_rows = view(
                         &mut rng,
                         &text_map,
                         config.text_dim,
                         &latent,
                         tokens,
                         config.noise,
-                    ));
-                    split.clip_keys.push(format!("{video_key}-clip-{c:02}"));
-                    split.video_of_clip.push(v as u32);
+                    );
+                    let features = &mut split.features;
+                    features.video.push(&video_rows);
+                    features.text.push(&text_rows);
+                    features.clip_keys.push(format!("{video_key}-clip-{c:02}"));
+                    features.video_of_clip.push(v as u32);
                     split.topic_of_clip.push(clip_topic as u32);
                     split
                         .captions
                         .push(format!("topic {clip_topic}, clip {c} of {video_key}"));
                 }
-                split.video_keys.push(video_key);
+                split.features.video_keys.push(video_key);
             }
             split
         })
         .collect()
+}
+
+/// Generates the data and writes it as a new project in `dir` (missing or empty), with the
+/// head and encoders configured for it.
+pub fn write_project(
+    dir: &Path,
+    synth: &SynthConfig,
+    mut config: ProjectConfig,
+) -> Result<Project, ProjectError> {
+    let splits = generate(synth);
+    let manifest = splits
+        .iter()
+        .flat_map(|split| {
+            let features = &split.features;
+            (0..features.num_clips()).map(move |c| ManifestEntry {
+                clip: features.clip_keys[c].clone(),
+                video: features.video_keys[features.video_of_clip[c] as usize].clone(),
+                split: features.split.clone(),
+                start: None,
+                end: None,
+                caption: Some(split.captions[c].clone()),
+                path: None,
+            })
+        })
+        .collect();
+    let import = Import {
+        splits: splits.into_iter().map(|s| s.features).collect(),
+        manifest,
+        skipped: Vec::new(),
+    };
+    import.configure(&mut config);
+    import.write(dir, config)
 }
 
 #[cfg(test)]
@@ -250,33 +262,62 @@ mod tests {
     fn the_same_seed_gives_the_same_data() {
         let a = generate(&SynthConfig::small(3));
         assert_eq!(a, generate(&SynthConfig::small(3)));
-        assert_ne!(
-            a[0].video.data,
-            generate(&SynthConfig::small(4))[0].video.data
-        );
+        let other = generate(&SynthConfig::small(4));
+        assert_ne!(a[0].features.video.data, other[0].features.video.data);
     }
 
     #[test]
     fn splits_have_the_configured_shape_and_a_hierarchy() {
         let config = SynthConfig::small(1);
         for (split, videos) in generate(&config).iter().zip(config.videos) {
-            assert_eq!(split.video_keys.len(), videos);
-            let clips = split.clip_keys.len();
+            let features = &split.features;
+            assert_eq!(features.num_videos(), videos);
+            let clips = features.num_clips();
             assert!(clips >= videos * config.clips.0 && clips <= videos * config.clips.1);
-            assert_eq!(split.video.offsets.len(), clips + 1);
-            assert_eq!(split.text.offsets.len(), clips + 1);
+            assert_eq!(features.video.len(), clips);
+            assert_eq!(features.text.len(), clips);
+            features.validate().unwrap();
             assert!(
-                split.video_of_clip.windows(2).all(|w| w[0] <= w[1]),
-                "clips of a video are consecutive"
+                features
+                    .video
+                    .data
+                    .iter()
+                    .all(|v| *v >= 0.0 && v.is_finite())
             );
-            assert!(split.video.data.iter().all(|v| *v >= 0.0 && v.is_finite()));
         }
+    }
+
+    #[test]
+    fn a_written_project_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut synth = SynthConfig::small(5);
+        synth.videos = [6, 3, 3];
+        let project =
+            write_project(&dir.path().join("p"), &synth, ProjectConfig::default()).unwrap();
+        assert_eq!(project.splits().unwrap(), vec!["train", "val", "test"]);
+        assert_eq!(
+            project.load_split("val").unwrap(),
+            generate(&synth)[1].features
+        );
+        assert_eq!(
+            project.config().model.head,
+            crate::project::config::Head::Coot
+        );
+        let manifest = project.read_manifest().unwrap();
+        assert!(manifest.problems.is_empty());
+        assert!(
+            manifest.entries[0]
+                .caption
+                .as_deref()
+                .unwrap()
+                .starts_with("topic ")
+        );
     }
 
     #[test]
     fn popular_topics_make_semantic_duplicates() {
         let split = &generate(&SynthConfig::small(2))[0];
-        let mut counts = vec![0usize; 12];
+        let mut counts = [0usize; 12];
         for &t in &split.topic_of_clip {
             counts[t as usize] += 1;
         }
