@@ -1,4 +1,6 @@
-//! `crossclr eval --similarity S.safetensors`: retrieval metrics of a raw similarity matrix.
+//! `crossclr eval DIR [--run NAME] [--split S]`: a trained run's retrieval metrics at both levels,
+//! and its embeddings written beside it; `crossclr eval --similarity S.safetensors`: the metrics
+//! of a raw similarity matrix.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -6,7 +8,11 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 
+use super::setup_run::{RunFiles, corpus, device, load_split};
 use super::tensor_file::TensorFile;
+use crate::model::load_checkpoint;
+use crate::project::{Project, write_safetensors_atomic};
+use crate::train::{BatchLimits, embed_corpus, retrieval};
 use crate::eval::{RetrievalMetrics, Similarity, TiePolicy};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -19,9 +25,21 @@ pub enum TiesArg {
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
+    /// A project directory: evaluate one of its runs.
+    #[arg(required_unless_present = "similarity", conflicts_with = "similarity")]
+    pub project: Option<PathBuf>,
+    /// The run under runs/ (default: the one whose checkpoint was written last).
+    #[arg(long, requires = "project")]
+    pub run: Option<String>,
+    /// The split to evaluate (default: train.report_split if the project has it, else train.val_split).
+    #[arg(long, requires = "project")]
+    pub split: Option<String>,
+    /// Device for the forward passes (cpu or cuda).
+    #[arg(long, default_value = "cpu", requires = "project")]
+    pub device: String,
     /// Safetensors file with a tensor `similarity` (rows = queries, true match on the diagonal).
     #[arg(long, value_name = "FILE")]
-    pub similarity: PathBuf,
+    pub similarity: Option<PathBuf>,
     /// Evaluate the other direction: columns as queries.
     #[arg(long)]
     pub transpose: bool,
@@ -33,11 +51,19 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: &EvalArgs) -> Result<()> {
-    let file = TensorFile::open(&args.similarity)?;
+    match (&args.project, &args.similarity) {
+        (Some(project), _) => run_project(args, project),
+        (None, Some(similarity)) => run_similarity(args, similarity),
+        (None, None) => anyhow::bail!("give a project directory or --similarity FILE"),
+    }
+}
+
+fn run_similarity(args: &EvalArgs, path: &std::path::Path) -> Result<()> {
+    let file = TensorFile::open(path)?;
     let matrix = file.matrix("similarity")?;
     let (rows, cols) = matrix.dims2()?;
     let values: Vec<f64> = matrix.flatten_all()?.to_vec1()?;
-    let context = || format!("in {}", args.similarity.display());
+    let context = || format!("in {}", path.display());
     let similarity = Similarity::new(&values, rows, cols).with_context(context)?;
     let transposed;
     let similarity = if args.transpose {
@@ -58,7 +84,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         writeln!(
             out,
             "{} · {}×{} · rows are queries{} · ties {}",
-            args.similarity.display(),
+            path.display(),
             similarity.rows(),
             similarity.cols(),
             if args.transpose { " (transposed)" } else { "" },
@@ -89,4 +115,101 @@ pub fn print_table(out: &mut impl Write, metrics: &RetrievalMetrics) -> std::io:
         metrics.median_rank,
         metrics.mean_rank
     )
+}
+
+/// The run whose checkpoint was written last.
+fn latest_run(project: &Project) -> Result<String> {
+    let runs = project.runs_dir();
+    let mut best: Option<(std::time::SystemTime, String)> = None;
+    for entry in std::fs::read_dir(&runs).with_context(|| format!("reading {}", runs.display()))? {
+        let entry = entry?;
+        let files = RunFiles::new(entry.path());
+        if let Ok(modified) = std::fs::metadata(files.checkpoint()).and_then(|m| m.modified()) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if best.as_ref().is_none_or(|(time, _)| modified > *time) {
+                best = Some((modified, name));
+            }
+        }
+    }
+    best.map(|(_, name)| name).ok_or_else(|| {
+        anyhow::anyhow!("no run in {} has a checkpoint yet: run `crossclr train` first", runs.display())
+    })
+}
+
+fn run_project(args: &EvalArgs, dir: &std::path::Path) -> Result<()> {
+    let project = Project::open(dir)?;
+    let config = project.config();
+    let name = match &args.run {
+        Some(name) => name.clone(),
+        None => latest_run(&project)?,
+    };
+    let files = RunFiles::new(project.run_dir(&name));
+    let weights = std::fs::read(files.checkpoint())
+        .with_context(|| format!("run `{name}` has no checkpoint at {}", files.checkpoint().display()))?;
+    let sidecar = std::fs::read_to_string(files.checkpoint_sidecar())
+        .with_context(|| format!("reading {}", files.checkpoint_sidecar().display()))?;
+    let device = device(&args.device)?;
+    let (head, _varmap, meta) = load_checkpoint(&weights, &sidecar, &device)
+        .with_context(|| format!("loading {}", files.checkpoint().display()))?;
+    for (side, trained, now) in [
+        ("video", &meta.video_encoder, &config.encoders.video),
+        ("text", &meta.text_encoder, &config.encoders.text),
+    ] {
+        let matches = now.as_ref().is_some_and(|n| n.name == trained.name && n.dim == trained.dim);
+        if !matches {
+            anyhow::bail!(
+                "run `{name}` was trained on {side} features from `{}` ({}-d) but the project now has {}",
+                trained.name,
+                trained.dim,
+                now.as_ref().map_or("none".to_string(), |n| format!("`{}` ({}-d)", n.name, n.dim))
+            );
+        }
+    }
+    let splits = project.splits()?;
+    let split = match &args.split {
+        Some(split) => split.clone(),
+        None if splits.contains(&config.train.report_split) => config.train.report_split.clone(),
+        None => config.train.val_split.clone(),
+    };
+    let features = load_split(&project, &split, "evaluation")?;
+    let limits = BatchLimits {
+        max_steps: config.model.max_frames,
+        max_context_steps: config.model.max_context_frames,
+    };
+    let embeddings = embed_corpus(&head, &corpus(&features), limits, config.train.batch_size, &device)?;
+    let report = retrieval(&embeddings)?;
+
+    let metadata = std::collections::HashMap::from([
+        ("run".to_string(), name.clone()),
+        ("split".to_string(), split.clone()),
+        ("epoch".to_string(), meta.epoch.to_string()),
+        ("clip_keys".to_string(), serde_json::to_string(&features.clip_keys)?),
+        ("video_keys".to_string(), serde_json::to_string(&features.video_keys)?),
+    ]);
+    let tensors = [
+        ("clip", &embeddings.clip),
+        ("sentence", &embeddings.sentence),
+        ("video", &embeddings.video),
+        ("paragraph", &embeddings.paragraph),
+    ];
+    write_safetensors_atomic(&files.embeddings(), tensors, Some(metadata))?;
+
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string(&report)?)?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "run `{name}` (epoch {}) on split `{split}`: {} clips, {} videos; embeddings in {}",
+        meta.epoch + 1,
+        features.num_clips(),
+        features.num_videos(),
+        files.embeddings().display()
+    )?;
+    for (direction, metrics) in report.directions() {
+        writeln!(out, "{direction}")?;
+        print_table(&mut out, &metrics)?;
+    }
+    Ok(())
 }
