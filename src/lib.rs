@@ -6,3 +6,4 @@ pub mod cli;
 pub mod crossclr;
 pub mod eval;
 pub mod jobs;
+pub mod model;
