@@ -3,11 +3,14 @@
 //! the clip (sentence) embeddings of a video (paragraph), with cross-attention from a context vector
 //! that the local network computes from the whole video (paragraph).
 
-use candle_core::{DType, Module, Result, Tensor};
-use candle_nn::{Linear, VarBuilder};
+use candle_core::{DType, Result, Tensor};
+use candle_nn::VarBuilder;
 
 use super::input::{Grouping, SequenceBatch};
-use super::layers::{EncoderLayer, GenPool, LayerNorm, gelu, linear, sinusoid_table};
+use super::layers::{
+    EncoderLayer, GenPool, LayerNorm, Linear, gelu_dropout, linear, sinusoid_table,
+};
+use super::ops;
 use super::{HeadConfig, Mode, SideEmbeddings};
 
 /// One of COOT's networks ("TransformerLegacy"): input dropout → LayerNorm → Linear + GELU →
@@ -54,9 +57,10 @@ impl Network {
         })
     }
 
-    /// Steps 1–3: the contextualised step features (n, t, A).
+    /// Steps 1–3: the contextualised step features (n·t, A), the t steps of a sequence in
+    /// consecutive rows.
     fn steps(&self, values: &Tensor, key_bias: &Tensor, mode: &mut Mode) -> Result<Tensor> {
-        let (_, t, _) = values.dims3()?;
+        let (n, t, d) = values.dims3()?;
         let rows = self.positions.dim(0)?;
         if t > rows {
             candle_core::bail!(
@@ -64,10 +68,11 @@ impl Network {
                  max_positions in the head configuration)"
             );
         }
-        let x = mode.dropout(values, self.dropout)?;
-        let x = self.input_norm.forward(&x)?;
-        let x = mode.dropout(&gelu(&self.input_fc.forward(&x)?)?, self.dropout)?;
-        let x = x.broadcast_add(&self.positions.narrow(0, 0, t)?)?;
+        let x = values.reshape((n * t, d))?;
+        let keep = mode.keep_mask(x.elem_count(), self.dropout);
+        let x = self.input_norm.forward_dropped(&x, keep)?;
+        let x = gelu_dropout(&self.input_fc.forward(&x)?, mode, self.dropout)?;
+        let x = ops::add_positions(&x, &self.positions, t)?;
         self.layer.forward(&x, &x, key_bias, mode, self.dropout)
     }
 
@@ -84,10 +89,10 @@ impl Network {
         let pooled = self.pool.forward(&steps, key_bias, mode, self.dropout)?;
         match (&self.context, context) {
             (None, None) => Ok(pooled),
+            // The context vector is a one-step query (n·1 rows) over the n sequences' steps.
             (Some(layer), Some(context)) => {
-                let query = context.unsqueeze(1)?;
-                let attended = layer.forward(&query, &steps, key_bias, mode, self.dropout)?;
-                Tensor::cat(&[&pooled, &attended.squeeze(1)?], 1)
+                let attended = layer.forward(context, &steps, key_bias, mode, self.dropout)?;
+                Tensor::cat(&[&pooled, &attended], 1)
             }
             (Some(_), None) => candle_core::bail!("a global network needs a context vector"),
             (None, Some(_)) => candle_core::bail!("a local network takes no context vector"),

@@ -1,12 +1,19 @@
 //! The building blocks of the heads: dropout driven by the caller's generator, LayerNorm with a
 //! gradient, COOT's post-norm transformer layer, attention-aware pooling, and the position table.
+//!
+//! Activations stay 2-D, (n·t, A) with the t steps of a sequence in consecutive rows, and the
+//! elementwise chains are fused ops (see `ops`): candle's backward pass allocates and adds a zero
+//! gradient for every node of the graph, so each reshape or separate dropout multiply would cost
+//! two more passes over the activations.
 
-use candle_core::{Device, Module, Result, Tensor};
-use candle_nn::{Init, Linear, VarBuilder};
+use std::sync::Arc;
+
+use candle_core::{Device, Result, Tensor};
+use candle_nn::{Init, VarBuilder};
 use rand::Rng;
 
 use super::Mode;
-use super::ops::normalise_rows;
+use super::ops::{self, Keep};
 
 impl Mode<'_> {
     /// Whether dropout is active.
@@ -14,29 +21,37 @@ impl Mode<'_> {
         matches!(self, Mode::Train { .. })
     }
 
-    /// Inverted dropout: each entry is kept with probability 1 − p and scaled by 1/(1 − p).
+    /// The multipliers of one dropout over `count` entries: 0 (dropped) or 1/(1 − p) (kept), or
+    /// `None` when nothing is dropped (Eval, or p = 0), in which case nothing is drawn.
     ///
-    /// candle's own dropout draws from an unseeded generator; here the keep-mask is drawn on the
-    /// host from the caller's ChaCha8 generator (one u32 per entry, kept when it is ≥ p·2³²), so a
-    /// training step is reproducible from its seed. Eval mode, and p = 0, are the identity and draw
-    /// nothing.
-    pub(crate) fn dropout(&mut self, x: &Tensor, p: f64) -> Result<Tensor> {
+    /// candle's own dropout draws from an unseeded generator; here the mask is drawn on the host
+    /// from the caller's ChaCha8 generator (one u32 per entry, kept when it is ≥ p·2³²), so a
+    /// training step is reproducible from its seed.
+    pub(crate) fn keep_mask(&mut self, count: usize, p: f64) -> Keep {
         let Mode::Train { rng } = self else {
-            return Ok(x.clone());
+            return None;
         };
         if p <= 0.0 {
-            return Ok(x.clone());
+            return None;
         }
-        let mut bits = vec![0u32; x.elem_count()];
+        let mut bits = vec![0u32; count];
         rng.fill(&mut bits[..]);
         let threshold = (p * 4_294_967_296.0) as u64;
         let scale = (1.0 / (1.0 - p)) as f32;
-        let mask: Vec<f32> = bits
-            .iter()
-            .map(|&b| if b as u64 >= threshold { scale } else { 0.0 })
-            .collect();
-        let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
-        x * mask
+        Some(Arc::new(
+            bits.iter()
+                .map(|&b| if b as u64 >= threshold { scale } else { 0.0 })
+                .collect(),
+        ))
+    }
+
+    /// Inverted dropout of `x` as a plain product (the heads fuse their dropouts into other ops).
+    #[cfg(test)]
+    pub(crate) fn dropout(&mut self, x: &Tensor, p: f64) -> Result<Tensor> {
+        match self.keep_mask(x.elem_count(), p) {
+            None => Ok(x.clone()),
+            Some(keep) => x * Tensor::from_vec(keep.to_vec(), x.shape(), x.device())?,
+        }
     }
 }
 
@@ -59,28 +74,56 @@ impl LayerNorm {
         })
     }
 
+    /// `LN(x)`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        normalise_rows(x, LAYER_NORM_EPS)?
-            .broadcast_mul(&self.weight)?
-            .broadcast_add(&self.bias)
+        self.forward_dropped(x, None)
+    }
+
+    /// `LN(k ⊙ x)`: the input LayerNorm after input dropout.
+    pub fn forward_dropped(&self, x: &Tensor, keep: Keep) -> Result<Tensor> {
+        ops::layer_norm(None, x, keep, &self.weight, &self.bias, LAYER_NORM_EPS)
+    }
+
+    /// `LN(x + k ⊙ y)`: a post-norm residual connection with dropout on the sublayer's output.
+    pub fn forward_residual(&self, x: &Tensor, y: &Tensor, keep: Keep) -> Result<Tensor> {
+        ops::layer_norm(Some(x), y, keep, &self.weight, &self.bias, LAYER_NORM_EPS)
+    }
+}
+
+/// `y = x·Wᵀ + b` on rows (n, in) → (n, out), PyTorch's layout and names (`weight` (out, in),
+/// `bias` (out)). The bias add is the fused op, whose gradient is a parallel column sum rather than
+/// candle's strided reduction.
+#[derive(Debug, Clone)]
+pub(crate) struct Linear {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl Linear {
+    pub fn new(input: usize, output: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            weight: vb.get_with_hints(
+                (output, input),
+                "weight",
+                candle_nn::init::DEFAULT_KAIMING_NORMAL,
+            )?,
+            bias: vb.get_with_hints(output, "bias", Init::Const(0.0))?,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        ops::add_bias(&x.matmul(&self.weight.t()?)?, &self.bias)
     }
 }
 
 pub(crate) fn linear(input: usize, output: usize, vb: VarBuilder) -> Result<Linear> {
-    candle_nn::linear(input, output, vb)
+    Linear::new(input, output, vb)
 }
 
-/// GELU with the exact erf form (PyTorch's `nn.GELU()` default, which COOT uses).
-pub(crate) fn gelu(x: &Tensor) -> Result<Tensor> {
-    x.gelu_erf()
-}
-
-/// Softmax along `dim`. The shift by the maximum is detached: softmax does not depend on it, so
-/// its gradient is exactly zero and need not be propagated through the max.
-pub(crate) fn softmax(x: &Tensor, dim: usize) -> Result<Tensor> {
-    let shifted = x.broadcast_sub(&x.max_keepdim(dim)?.detach())?;
-    let exp = shifted.exp()?;
-    exp.broadcast_div(&exp.sum_keepdim(dim)?)
+/// `Dropout(GELU(x))`, GELU in the exact (erf) form of PyTorch's `nn.GELU()` that COOT uses.
+pub(crate) fn gelu_dropout(x: &Tensor, mode: &mut Mode, p: f64) -> Result<Tensor> {
+    let keep = mode.keep_mask(x.elem_count(), p);
+    ops::gelu(x, keep)
 }
 
 /// Linear → GELU → Dropout → Linear, width preserved (COOT's position-wise feed-forward).
@@ -99,8 +142,8 @@ impl FeedForward {
     }
 
     pub fn forward(&self, x: &Tensor, mode: &mut Mode, p: f64) -> Result<Tensor> {
-        let hidden = mode.dropout(&gelu(&self.fc1.forward(x)?)?, p)?;
-        self.fc2.forward(&hidden)
+        self.fc2
+            .forward(&gelu_dropout(&self.fc1.forward(x)?, mode, p)?)
     }
 }
 
@@ -126,44 +169,41 @@ impl MultiHeadAttention {
         })
     }
 
-    /// (n, t, A) → (n·heads, t, A/heads), heads as the batch of a batched matmul.
-    fn split_heads(&self, x: &Tensor) -> Result<Tensor> {
-        let (n, t, width) = x.dims3()?;
-        x.reshape((n, t, self.heads, width / self.heads))?
-            .transpose(1, 2)?
-            .contiguous()?
-            .reshape((n * self.heads, t, width / self.heads))
+    /// (n·t, A) → (n·H, t, A/H), heads as the batch of a batched matmul.
+    fn split_heads(&self, x: &Tensor, n: usize, t: usize, scale: f64) -> Result<Tensor> {
+        let width = x.dim(1)?;
+        let d = width / self.heads;
+        ops::swap_axes(x, [n, t, self.heads, d], scale, &[n * self.heads, t, d])
     }
 
-    /// Attends from `query` (n, tq, A) to `context` (n, tk, A) with `key_bias` (n, tk) added to the
-    /// logits of every query. Returns the output (n, tq, A) and the attention probabilities
-    /// (n, heads, tq, tk).
+    /// Attends from `query` (n·tq, A: n sequences of tq steps) to `context` (n·tk, A), with
+    /// `key_bias` (n, tk) added to the logits of every query. Returns the output (n·tq, A) and the
+    /// attention probabilities (n·H, tq, tk).
     pub fn attend(
         &self,
         query: &Tensor,
         context: &Tensor,
         key_bias: &Tensor,
     ) -> Result<(Tensor, Tensor)> {
-        let (n, tq, width) = query.dims3()?;
-        let tk = context.dim(1)?;
+        let (n, tk) = key_bias.dims2()?;
+        let (rows, width) = query.dims2()?;
+        let tq = rows / n.max(1);
         let head_width = width / self.heads;
-        // Scaling the queries rather than the logits: the same product, on the smaller tensor
-        // when the query is one context vector.
-        let q = (self.split_heads(&self.query.forward(query)?)? / (head_width as f64).sqrt())?;
-        let k = self.split_heads(&self.key.forward(context)?)?;
-        let v = self.split_heads(&self.value.forward(context)?)?;
-        let logits = q
-            .matmul(&k.t()?)?
-            .reshape((n, self.heads, tq, tk))?
-            .broadcast_add(&key_bias.reshape((n, 1, 1, tk))?)?;
-        let probabilities = softmax(&logits, 3)?;
-        let attended = probabilities
-            .reshape((n * self.heads, tq, tk))?
-            .matmul(&v)?
-            .reshape((n, self.heads, tq, head_width))?
-            .transpose(1, 2)?
-            .reshape((n, tq, width))?;
-        Ok((self.output.forward(&attended)?, probabilities))
+        // The 1/√d scale rides on the query's head split (one pass fewer).
+        let scale = 1.0 / (head_width as f64).sqrt();
+        let q = self.split_heads(&self.query.forward(query)?, n, tq, scale)?;
+        let k = self.split_heads(&self.key.forward(context)?, n, tk, 1.0)?;
+        let v = self.split_heads(&self.value.forward(context)?, n, tk, 1.0)?;
+        let logits = q.matmul(&k.t()?)?;
+        let probabilities = ops::masked_softmax(&logits, key_bias, self.heads)?;
+        let attended = probabilities.matmul(&v)?;
+        let merged = ops::swap_axes(
+            &attended,
+            [n, self.heads, tq, head_width],
+            1.0,
+            &[n * tq, width],
+        )?;
+        Ok((self.output.forward(&merged)?, probabilities))
     }
 }
 
@@ -188,6 +228,7 @@ impl EncoderLayer {
         })
     }
 
+    /// `query` (n·tq, A), `context` (n·tk, A), `key_bias` (n, tk) → (n·tq, A).
     pub fn forward(
         &self,
         query: &Tensor,
@@ -197,11 +238,13 @@ impl EncoderLayer {
         p: f64,
     ) -> Result<Tensor> {
         let (attended, _) = self.attention.attend(query, context, key_bias)?;
+        let keep = mode.keep_mask(attended.elem_count(), p);
         let x = self
             .attention_norm
-            .forward(&(query + mode.dropout(&attended, p)?)?)?;
+            .forward_residual(query, &attended, keep)?;
         let ff = self.ff.forward(&x, mode, p)?;
-        self.ff_norm.forward(&(x + mode.dropout(&ff, p)?)?)
+        let keep = mode.keep_mask(ff.elem_count(), p);
+        self.ff_norm.forward_residual(&x, &ff, keep)
     }
 
     #[cfg(test)]
@@ -250,8 +293,32 @@ impl GenPool {
         })
     }
 
+    /// The pooling logits (n·t, A) of the step features `x` (n·t, A), before the step mask.
+    fn logits(&self, x: &Tensor, mode: &mut Mode, p: f64) -> Result<Tensor> {
+        let (rows, width) = x.dims2()?;
+        let head_width = width / self.heads;
+        let w1 = self.w1.transpose(0, 1)?.reshape((width, width))?;
+        let hidden = ops::add_bias(&x.matmul(&w1)?, &self.b1.reshape(width)?)?;
+        let hidden = gelu_dropout(&hidden, mode, p)?;
+        let by_head = ops::swap_axes(
+            &hidden,
+            [1, rows, self.heads, head_width],
+            1.0,
+            &[self.heads, rows, head_width],
+        )?;
+        let logits = ops::swap_axes(
+            &by_head.matmul(&self.w2)?,
+            [1, self.heads, rows, head_width],
+            1.0,
+            &[rows, width],
+        )?;
+        ops::add_bias(&logits, &self.b2.reshape(width)?)
+    }
+
     /// The pooling weights (n, t, A): per sequence and channel, a distribution over the steps
-    /// (exactly 0 on padded steps, whose `step_bias` is [`super::input::MASKED_LOGIT`]).
+    /// (exactly 0 on padded steps, whose `step_bias` is [`super::input::MASKED_LOGIT`]), then
+    /// dropout. Composed from candle ops; [`GenPool::forward`] fuses the same steps.
+    #[cfg(test)]
     pub fn weights(
         &self,
         x: &Tensor,
@@ -259,28 +326,12 @@ impl GenPool {
         mode: &mut Mode,
         p: f64,
     ) -> Result<Tensor> {
-        let (n, t, width) = x.dims3()?;
-        let head_width = width / self.heads;
-        let w1 = self.w1.transpose(0, 1)?.reshape((width, width))?;
-        let hidden = x
-            .reshape((n * t, width))?
-            .matmul(&w1)?
-            .broadcast_add(&self.b1.reshape(width)?)?;
-        let hidden = mode.dropout(&gelu(&hidden)?, p)?;
-        let hidden = hidden
-            .reshape((n * t, self.heads, head_width))?
-            .transpose(0, 1)?
-            .contiguous()?;
-        let logits = hidden
-            .matmul(&self.w2)?
-            .transpose(0, 1)?
-            .reshape((n, t, width))?
-            .broadcast_add(&self.b2.reshape(width)?)?
-            .broadcast_add(&step_bias.unsqueeze(2)?)?;
-        mode.dropout(&softmax(&logits, 1)?, p)
+        let (n, t) = step_bias.dims2()?;
+        let logits = self.logits(x, mode, p)?.reshape((n, t, x.dim(1)?))?;
+        mode.dropout(&ops::pool_weights_composed(&logits, step_bias)?, p)
     }
 
-    /// (n, t, A) → (n, A): the weighted sum of the steps.
+    /// Step features (n·t, A) with `step_bias` (n, t) → (n, A): the weighted sum of the steps.
     pub fn forward(
         &self,
         x: &Tensor,
@@ -288,7 +339,9 @@ impl GenPool {
         mode: &mut Mode,
         p: f64,
     ) -> Result<Tensor> {
-        (self.weights(x, step_bias, mode, p)? * x)?.sum(1)
+        let logits = self.logits(x, mode, p)?;
+        let keep = mode.keep_mask(logits.elem_count(), p);
+        ops::pool_steps(&logits, x, step_bias, keep)
     }
 }
 

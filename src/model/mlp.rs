@@ -1,11 +1,11 @@
 //! The mlp head, for pooled features: per modality a masked mean over the steps, then
 //! LayerNorm → Linear → GELU → Linear. A video (paragraph) is the mean of its clips (sentences).
 
-use candle_core::{Module, Result, Tensor};
-use candle_nn::{Linear, VarBuilder};
+use candle_core::{Result, Tensor};
+use candle_nn::VarBuilder;
 
 use super::input::{Grouping, SequenceBatch};
-use super::layers::{LayerNorm, gelu, linear};
+use super::layers::{LayerNorm, Linear, gelu_dropout, linear};
 use super::{HeadConfig, Mode, SideEmbeddings};
 
 /// One modality's tower. Dropout (the head's `dropout`, Train mode only) follows the GELU.
@@ -30,7 +30,7 @@ impl Tower {
     fn forward(&self, items: &SequenceBatch, mode: &mut Mode) -> Result<Tensor> {
         // The masked mean makes pooled input (t = 1) and padded frames/tokens the same case.
         let x = self.norm.forward(&items.masked_mean()?)?;
-        let x = mode.dropout(&gelu(&self.fc1.forward(&x)?)?, self.dropout)?;
+        let x = gelu_dropout(&self.fc1.forward(&x)?, mode, self.dropout)?;
         self.fc2.forward(&x)
     }
 }

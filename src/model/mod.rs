@@ -227,4 +227,5 @@ impl ModelInput {
 }
 
 #[cfg(test)]
+#[cfg(test)]
 mod tests;

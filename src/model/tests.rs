@@ -69,7 +69,8 @@ fn masked_keys_get_zero_attention() {
         .attention()
         .attend(&steps, &steps, &bias)
         .unwrap();
-    assert_eq!(probabilities.dims(), [3, cfg.local_heads, 6, 6]);
+    assert_eq!(probabilities.dims(), [3 * cfg.local_heads, 6, 6]);
+    let probabilities = probabilities.reshape((3, cfg.local_heads, 6, 6)).unwrap();
     let p: Vec<Vec<Vec<Vec<f32>>>> = (0..3)
         .map(|n| probabilities.i(n).unwrap().to_vec3().unwrap())
         .collect();
@@ -262,4 +263,39 @@ fn missing_context_is_the_mean_of_the_clip_features_as_one_step() {
         .to_scalar()
         .unwrap();
     assert!(diff < 1e-6, "{diff}");
+}
+
+#[test]
+fn fused_pooling_equals_the_composed_weights_in_train_mode() {
+    let cfg = small_config();
+    let (head, _) = coot(&cfg, 6);
+    let batch = padded_batch(cfg.video_dim);
+    let bias = batch.key_bias().unwrap();
+    let network = &head.video_local;
+    let steps = network
+        .steps_for_test(&batch.values, &bias, &mut Mode::Eval)
+        .unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(17);
+    let fused = network
+        .pool()
+        .forward(&steps, &bias, &mut Mode::Train { rng: &mut rng }, 0.3)
+        .unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(17);
+    let weights = network
+        .pool()
+        .weights(&steps, &bias, &mut Mode::Train { rng: &mut rng }, 0.3)
+        .unwrap();
+    let composed = (weights * steps.reshape((3, 6, cfg.attention_dim)).unwrap())
+        .unwrap()
+        .sum(1)
+        .unwrap();
+    let diff: f32 = (fused - composed)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar()
+        .unwrap();
+    assert!(diff < 1e-5, "{diff}");
 }
