@@ -127,7 +127,10 @@ fn torch_round(input_dir: &Path) -> anyhow::Result<Value> {
     Ok(serde_json::from_slice(&output.stdout)?)
 }
 
+#[allow(unsafe_code)]
 fn main() -> anyhow::Result<()> {
+    // SAFETY: first thing in main; no other thread exists yet.
+    unsafe { crossclr::process::configure() };
     let out_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench");
     let input_dir = out_dir.join("loss_step_inputs");
     std::fs::create_dir_all(&input_dir)?;

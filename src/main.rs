@@ -6,7 +6,10 @@ use std::process::ExitCode;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+#[allow(unsafe_code)]
 fn main() -> ExitCode {
+    // SAFETY: first thing in main; no other thread exists yet.
+    unsafe { crossclr::process::configure() };
     match crossclr::cli::run() {
         Ok(()) => ExitCode::SUCCESS,
         // The reader went away (`crossclr loss ... | head`): nothing left to say.

@@ -3,7 +3,10 @@
 mod eval_cmd;
 mod loss_cmd;
 mod new_cmd;
+mod setup_run;
+mod synth_cmd;
 mod tensor_file;
+mod train_cmd;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -20,10 +23,15 @@ pub struct Cli {
 pub enum Command {
     /// Explain what the loss does to dumped batches: loss, weights, influential samples, pruned negatives.
     Loss(loss_cmd::LossArgs),
-    /// Retrieval metrics (R@1/5/10/50, median and mean rank) of a similarity matrix.
+    /// Retrieval metrics (R@1/5/10/50, median and mean rank): of a trained run on a project's
+    /// split, both directions at clip/sentence and video/paragraph level, or of a similarity matrix.
     Eval(eval_cmd::EvalArgs),
     /// Make a project from precomputed features (a safetensors file, or COOT's HDF5 layout).
     New(new_cmd::NewArgs),
+    /// Write a project of synthetic features with planted semantic duplicates.
+    Synth(synth_cmd::SynthArgs),
+    /// Train CrossCLR (or a baseline loss) on a project's features.
+    Train(train_cmd::TrainArgs),
 }
 
 /// Parses the command line and runs the command.
@@ -33,5 +41,7 @@ pub fn run() -> Result<()> {
         Command::Loss(args) => loss_cmd::run(&args),
         Command::Eval(args) => eval_cmd::run(&args),
         Command::New(args) => new_cmd::run(&args),
+        Command::Synth(args) => synth_cmd::run(&args),
+        Command::Train(args) => train_cmd::run(&args),
     }
 }

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Args, ValueEnum};
 
-use crate::project::ProjectConfig;
 use crate::synth::{SynthConfig, write_project};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -41,9 +40,7 @@ pub fn run(args: &SynthArgs) -> Result<()> {
         SynthSize::Large => SynthConfig::large(args.seed),
     };
     let SynthKind::Duplicates = args.kind;
-    let mut config = ProjectConfig::default();
-    config.train.seed = args.seed;
-    let project = write_project(&args.project, &synth, config)?;
+    let project = write_project(&args.project, &synth, synth.suggested_settings())?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "wrote {} (synthetic, {} topics)", project.dir().display(), synth.topics)?;
     for split in project.splits()? {

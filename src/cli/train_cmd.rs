@@ -195,7 +195,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                     steps_per_epoch,
                     parameters,
                 } => {
-                    bar.println(format!(
+                    bar.suspend(|| println!(
                         "run `{name}` · {} head, {parameters} parameters · {} loss · {} train videos, {} val videos · {steps_per_epoch} steps per epoch{}",
                         settings.head.kind,
                         settings.loss.kind,
@@ -222,7 +222,9 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                     bar.set_message(format!("validating epoch {}", epoch + 1));
                 }
                 TrainEvent::Epoch(record) => {
-                    bar.println(epoch_line(&record));
+                    // Printed beside the bar, not through it: a hidden bar (output not a
+                    // terminal) would swallow the line.
+                    bar.suspend(|| println!("{}", epoch_line(&record)));
                     bar.set_position(0);
                 }
             }

@@ -131,6 +131,11 @@ fn rows_of<'a>(view: &PackedView<'a>, i: usize, limit: usize) -> Vec<&'a [f32]> 
         .collect()
 }
 
+/// Every row of the clips `clips`, in order: a whole video's frames or a paragraph's tokens.
+fn rows_of_video<'a>(view: &PackedView<'a>, clips: Range<usize>) -> Vec<&'a [f32]> {
+    clips.flat_map(|c| rows_of(view, c, usize::MAX)).collect()
+}
+
 /// Mean of rows (f64 accumulation).
 fn mean_rows(rows: &[&[f32]], dim: usize) -> Vec<f32> {
     let mut sum = vec![0f64; dim];
@@ -182,29 +187,22 @@ pub fn make_batch(
     let (dv, dt) = (corpus.video.dim, corpus.text.dim);
 
     // Pooled inputs use every frame and token, not just the kept ones.
-    let all_rows = |view: &PackedView<'_>, c: usize| rows_of(view, c, usize::MAX);
     let pooled = |view: &PackedView<'_>, dim: usize| -> Vec<f32> {
         clips
             .iter()
-            .flat_map(|&c| mean_rows(&all_rows(view, c), dim))
+            .flat_map(|&c| mean_rows(&rows_of(view, c, usize::MAX), dim))
             .collect()
     };
     let clip_video_in = Tensor::from_vec(pooled(&corpus.video, dv), (clips.len(), dv), device)?;
     let clip_text_in = Tensor::from_vec(pooled(&corpus.text, dt), (clips.len(), dt), device)?;
 
-    let whole = |view: &PackedView<'_>, v: usize| -> Vec<&[f32]> {
-        corpus.groups[v]
-            .clone()
-            .flat_map(|c| all_rows(view, c))
-            .collect::<Vec<_>>()
-    };
     let mut context_video = Vec::with_capacity(videos.len());
     let mut context_text = Vec::with_capacity(videos.len());
     let mut video_in = Vec::with_capacity(videos.len() * dv);
     let mut paragraph_in = Vec::with_capacity(videos.len() * dt);
     for &v in videos {
-        let frames_of_video = whole(&corpus.video, v);
-        let tokens_of_paragraph = whole(&corpus.text, v);
+        let frames_of_video = rows_of_video(&corpus.video, corpus.groups[v].clone());
+        let tokens_of_paragraph = rows_of_video(&corpus.text, corpus.groups[v].clone());
         video_in.extend(mean_rows(&frames_of_video, dv));
         paragraph_in.extend(mean_rows(&tokens_of_paragraph, dt));
         let pick = |rows: &[&'_ [f32]]| -> Vec<usize> { even_indices(rows.len(), limits.max_context_steps) };

@@ -65,6 +65,8 @@ pub struct EpochRecord {
     pub score: f64,
     pub best: bool,
     pub steps: usize,
+    /// Wall-clock seconds of the epoch's training steps in this process (after a resume, only
+    /// those run since).
     pub seconds: f64,
 }
 
@@ -232,6 +234,7 @@ pub fn train(
 
     while progress.epoch < config.epochs {
         let epoch = progress.epoch;
+        let mut seconds = 0.0;
         let order = epoch_order(train.num_videos(), config.seed, epoch);
         let batches: Vec<&[usize]> = order.chunks(config.videos_per_batch).collect();
         for (b, videos) in batches.iter().enumerate().skip(progress.next_batch) {
@@ -274,7 +277,7 @@ pub fn train(
             accumulated.global += scalar(&report.global.loss)?;
             accumulated.pruned += 0.5 * (report.local.pruned_fraction() + report.global.pruned_fraction());
             accumulated.steps += 1;
-            accumulated.seconds += started.elapsed().as_secs_f64();
+            seconds += started.elapsed().as_secs_f64();
             events.send(TrainEvent::Step {
                 epoch,
                 step: b + 1,
@@ -302,10 +305,18 @@ pub fn train(
             score,
             best: improved,
             steps: progress.accumulated.steps,
-            seconds: progress.accumulated.seconds,
+            seconds,
         };
         if improved {
             progress.best = Some(Best { score, epoch });
+            // The sidecar holds what the checkpoint scored, not how long it took: the same seed
+            // must give the same bytes.
+            let metrics = serde_json::json!({
+                "validation": record.validation,
+                "score": record.score,
+                "loss": record.loss,
+                "pruned_fraction": record.pruned_fraction,
+            });
             let meta = CheckpointMeta {
                 head: config.head.clone(),
                 video_encoder: config.video_encoder.clone(),
@@ -313,7 +324,7 @@ pub fn train(
                 loss: serde_json::to_value(&config.loss).map_err(|e| TrainError::State(e.to_string()))?,
                 seed: config.seed,
                 epoch,
-                metrics: serde_json::to_value(&record).map_err(|e| TrainError::State(e.to_string()))?,
+                metrics,
             };
             let (weights, sidecar) = checkpoint_bytes(&varmap, &meta)?;
             store.save_checkpoint(&weights, &sidecar)?;

@@ -16,7 +16,8 @@ use crate::model::HeadConfig;
 
 const METADATA_KEY: &str = "crossclr_train_state";
 
-/// Sums over the steps of the epoch in progress.
+/// Sums over the steps of the epoch in progress. Wall-clock time is deliberately not here: the
+/// saved state must be the same bytes whenever the same seed reaches the same step.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Accumulator {
     pub loss: f64,
@@ -24,7 +25,6 @@ pub struct Accumulator {
     pub global: f64,
     pub pruned: f64,
     pub steps: usize,
-    pub seconds: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
