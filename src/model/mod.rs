@@ -87,6 +87,9 @@ impl Side {
 }
 
 /// A head of either kind, chosen by [`HeadConfig::kind`].
+// A program holds one or two heads, never a collection of them: the size difference of the
+// variants costs nothing, and unboxed variants keep `EmbeddingHead::Coot(head)` patterns plain.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum EmbeddingHead {
     Mlp(MlpHead),
@@ -243,7 +246,5 @@ impl ModelInput {
     }
 }
 
-#[cfg(test)]
-#[cfg(test)]
 #[cfg(test)]
 mod tests;

@@ -1432,7 +1432,7 @@ mod tests {
         let x = grid(&[count], 0.013, 0.2).affine(1.5, 0.0).unwrap();
         for keep in [None, keep_mask(count, 5)] {
             compare(
-                &[x.clone()],
+                std::slice::from_ref(&x),
                 &|v| gelu(&v[0], keep.clone()).unwrap(),
                 &|v| {
                     let y = v[0].gelu_erf().unwrap();
@@ -1510,7 +1510,7 @@ mod tests {
         let bias = key_bias(3, 6, &[6, 2, 4]);
         let logits = grid(&[3 * 2, 6, 6], 0.53, 0.4);
         compare(
-            &[logits.clone()],
+            std::slice::from_ref(&logits),
             &|v| masked_softmax(&v[0], &bias, 2).unwrap(),
             &|v| {
                 let biased = v[0]

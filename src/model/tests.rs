@@ -215,7 +215,7 @@ fn grouping_regroups_with_padding_and_averages_members() {
         [[1.0, 2.0], [6.0, 7.0]]
     );
     assert!(Grouping::new(&[0..2, 2..2], 5, &Device::Cpu).is_err());
-    assert!(Grouping::new(&[0..6], 5, &Device::Cpu).is_err());
+    assert!(Grouping::new(std::slice::from_ref(&(0..6)), 5, &Device::Cpu).is_err());
 }
 
 #[test]
