@@ -232,7 +232,9 @@ fn parameter_layout_of_the_coot_head() {
         [32, 32]
     );
     assert!(!shapes.contains_key("text_local.context.attention.query.weight"));
-    // 4 networks; each: input norm (2) + input fc (2) + layer (4·2 attention + 2·2 ff + 2·2
-    // norms = 16) + pool (4); the global ones add a context layer (16).
-    assert_eq!(shapes.len(), 4 * (2 + 2 + 16 + 4) + 2 * 16);
+    // 4 networks; each: input norm (2) + input fc (2) + layer (attention: 2 + 1 (a key needs no
+    // bias) + 2 + 2, ff 2·2, norms 2·2 = 15) + pool (w1, b1, w2); the global ones add a context
+    // layer (15).
+    assert_eq!(shapes.len(), 4 * (2 + 2 + 15 + 3) + 2 * 15);
+    assert!(!shapes.contains_key("video_local.layer.attention.key.bias"));
 }

@@ -67,7 +67,11 @@ fn coot_forward_backward_at_paper_size() {
         total
     };
     step(false);
-    let mut totals: Vec<_> = (0..3).map(|_| step(true)).collect();
+    let mut totals: Vec<_> = (0..5).map(|_| step(true)).collect();
     totals.sort();
-    eprintln!("median step {:.2?}", totals[1]);
+    eprintln!("step: fastest {:.2?}, median {:.2?}", totals[0], totals[2]);
+    let started = Instant::now();
+    let out = head.forward(&batch, Mode::Eval).unwrap();
+    let _ = out.video.sum_all().unwrap().to_scalar::<f32>().unwrap();
+    eprintln!("eval forward {:.2?}", started.elapsed());
 }

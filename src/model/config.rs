@@ -115,7 +115,7 @@ impl HeadConfig {
                     ("global_heads", self.global_heads),
                     ("pool_heads", self.pool_heads),
                 ] {
-                    if heads == 0 || a % heads != 0 {
+                    if heads == 0 || !a.is_multiple_of(heads) {
                         return bad(format!(
                             "{name} ({heads}) must be positive and divide attention_dim ({a})"
                         ));

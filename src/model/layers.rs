@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use candle_core::{Device, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
-use rand::Rng;
+use rand::RngCore;
 
 use super::Mode;
 use super::ops::{self, Keep};
@@ -24,9 +24,9 @@ impl Mode<'_> {
     /// The multipliers of one dropout over `count` entries: 0 (dropped) or 1/(1 − p) (kept), or
     /// `None` when nothing is dropped (Eval, or p = 0), in which case nothing is drawn.
     ///
-    /// candle's own dropout draws from an unseeded generator; here the mask is drawn on the host
-    /// from the caller's ChaCha8 generator (one u32 per entry, kept when it is ≥ p·2³²), so a
-    /// training step is reproducible from its seed.
+    /// candle's own dropout draws from an unseeded generator; here each mask is drawn on the host
+    /// from one u64 of the caller's ChaCha8 generator (the seed of the mask's parallel streams,
+    /// see [`ops::keep_multipliers`]), so a training step is reproducible from its seed.
     pub(crate) fn keep_mask(&mut self, count: usize, p: f64) -> Keep {
         let Mode::Train { rng } = self else {
             return None;
@@ -34,15 +34,8 @@ impl Mode<'_> {
         if p <= 0.0 {
             return None;
         }
-        let mut bits = vec![0u32; count];
-        rng.fill(&mut bits[..]);
-        let threshold = (p * 4_294_967_296.0) as u64;
-        let scale = (1.0 / (1.0 - p)) as f32;
-        Some(Arc::new(
-            bits.iter()
-                .map(|&b| if b as u64 >= threshold { scale } else { 0.0 })
-                .collect(),
-        ))
+        let seed = rng.next_u64();
+        Some(Arc::new(ops::keep_multipliers(seed, count, p)))
     }
 
     /// Inverted dropout of `x` as a plain product (the heads fuse their dropouts into other ops).
@@ -96,23 +89,35 @@ impl LayerNorm {
 #[derive(Debug, Clone)]
 pub(crate) struct Linear {
     weight: Tensor,
-    bias: Tensor,
+    bias: Option<Tensor>,
 }
 
 impl Linear {
     pub fn new(input: usize, output: usize, vb: VarBuilder) -> Result<Self> {
+        let bias = vb.get_with_hints(output, "bias", Init::Const(0.0))?;
+        Ok(Self {
+            bias: Some(bias),
+            ..Self::without_bias(input, output, vb)?
+        })
+    }
+
+    pub fn without_bias(input: usize, output: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
             weight: vb.get_with_hints(
                 (output, input),
                 "weight",
                 candle_nn::init::DEFAULT_KAIMING_NORMAL,
             )?,
-            bias: vb.get_with_hints(output, "bias", Init::Const(0.0))?,
+            bias: None,
         })
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        ops::add_bias(&x.matmul(&self.weight.t()?)?, &self.bias)
+        let y = x.matmul(&self.weight.t()?)?;
+        match &self.bias {
+            Some(bias) => ops::add_bias(&y, bias),
+            None => Ok(y),
+        }
     }
 }
 
@@ -149,6 +154,10 @@ impl FeedForward {
 
 /// Multi-head attention with separate query, key, value and output projections (COOT's
 /// `MultiHeadAttention`). Padded keys are excluded by an additive bias on the logits.
+///
+/// The key projection has no bias: a key bias b adds `q·b` to all logits of a query alike, which
+/// the softmax ignores, so its gradient is identically zero (COOT's `nn.Linear` carries one that
+/// never learns).
 #[derive(Debug, Clone)]
 pub(crate) struct MultiHeadAttention {
     query: Linear,
@@ -162,7 +171,7 @@ impl MultiHeadAttention {
     pub fn new(width: usize, heads: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
             query: linear(width, width, vb.pp("query"))?,
-            key: linear(width, width, vb.pp("key"))?,
+            key: Linear::without_bias(width, width, vb.pp("key"))?,
             value: linear(width, width, vb.pp("value"))?,
             output: linear(width, width, vb.pp("output"))?,
             heads,
@@ -256,9 +265,13 @@ impl EncoderLayer {
 /// Attention-aware pooling (COOT's `GenPool`, the generalised pooling of Chen et al. 2018).
 ///
 /// Head h owns the channels `h·A/H .. (h+1)·A/H` and scores every step and channel with a small
-/// MLP of the whole step vector, `a = W2_h·GELU(W1_h·x + b1_h) + b2_h` (W1_h: A → A/H, W2_h:
+/// MLP of the whole step vector, `a = W2_h·GELU(W1_h·x + b1_h)` (W1_h: A → A/H, W2_h:
 /// A/H → A/H); a softmax over the real steps, per channel, weighs the steps. GELU as in COOT.
 /// Dropout follows the activation and is applied to the softmax weights.
+///
+/// COOT also adds an output bias `b2_h`. It is left out: it adds the same number to every step of
+/// a channel, and a softmax over the steps does not change under that, so its gradient is
+/// identically zero (in COOT it only moves through the dropout COOT puts on the logits).
 ///
 /// The H first layers are one (A × A) matmul (their weights side by side); the H second layers,
 /// block-diagonal, are one batched matmul with the heads as the batch.
@@ -270,16 +283,14 @@ pub(crate) struct GenPool {
     b1: Tensor,
     /// (H, A/H, A/H)
     w2: Tensor,
-    /// (H, A/H)
-    b2: Tensor,
     heads: usize,
 }
 
 impl GenPool {
     pub fn new(width: usize, heads: usize, vb: VarBuilder) -> Result<Self> {
         let head_width = width / heads;
-        // COOT initialises all four, biases included, with a truncated normal of std 0.01;
-        // `initialise` does the same (they are not 1-D).
+        // COOT initialises these, b1 included, with a truncated normal of std 0.01; `initialise`
+        // does the same (none is 1-D).
         let init = Init::Randn {
             mean: 0.0,
             stdev: 0.01,
@@ -288,7 +299,6 @@ impl GenPool {
             w1: vb.get_with_hints((heads, width, head_width), "w1", init)?,
             b1: vb.get_with_hints((heads, head_width), "b1", init)?,
             w2: vb.get_with_hints((heads, head_width, head_width), "w2", init)?,
-            b2: vb.get_with_hints((heads, head_width), "b2", init)?,
             heads,
         })
     }
@@ -306,13 +316,12 @@ impl GenPool {
             1.0,
             &[self.heads, rows, head_width],
         )?;
-        let logits = ops::swap_axes(
+        ops::swap_axes(
             &by_head.matmul(&self.w2)?,
             [1, self.heads, rows, head_width],
             1.0,
             &[rows, width],
-        )?;
-        ops::add_bias(&logits, &self.b2.reshape(width)?)
+        )
     }
 
     /// The pooling weights (n, t, A): per sequence and channel, a distribution over the steps

@@ -22,10 +22,11 @@ mod layers;
 mod mlp;
 mod ops;
 
+use std::collections::HashMap;
 use std::ops::Range;
 
-use candle_core::{Result, Tensor};
-use candle_nn::VarBuilder;
+use candle_core::{DType, Device, Result, Tensor};
+use candle_nn::{VarBuilder, VarMap};
 use rand_chacha::ChaCha8Rng;
 
 pub use checkpoint::{
@@ -86,6 +87,9 @@ impl Side {
 }
 
 /// A head of either kind, chosen by [`HeadConfig::kind`].
+// A program holds one or two heads, never a collection of them: the size difference of the
+// variants costs nothing, and unboxed variants keep `EmbeddingHead::Coot(head)` patterns plain.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum EmbeddingHead {
     Mlp(MlpHead),
@@ -100,6 +104,22 @@ impl EmbeddingHead {
             HeadKind::Mlp => EmbeddingHead::Mlp(MlpHead::new(vb, cfg)?),
             HeadKind::Coot => EmbeddingHead::Coot(CootHead::new(vb, cfg)?),
         })
+    }
+
+    /// The head `cfg` describes over the *current* weights of `varmap`, detached: its forward
+    /// passes record no gradient graph, so every intermediate is freed as soon as it is used
+    /// (a graph keeps all of them alive until the outputs are dropped). For evaluation, embedding
+    /// export and search. The tensors share storage with the variables, so later optimiser steps
+    /// (which update variables in place) are seen without rebuilding.
+    pub fn frozen(varmap: &VarMap, cfg: &HeadConfig, device: &Device) -> Result<Self> {
+        let tensors: HashMap<String, Tensor> = varmap
+            .data()
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("the variable map's lock is poisoned".into()))?
+            .iter()
+            .map(|(name, var)| (name.clone(), var.as_tensor().detach()))
+            .collect();
+        Self::new(VarBuilder::from_tensors(tensors, DType::F32, device), cfg)
     }
 
     pub fn config(&self) -> &HeadConfig {
@@ -226,6 +246,5 @@ impl ModelInput {
     }
 }
 
-#[cfg(test)]
 #[cfg(test)]
 mod tests;

@@ -16,13 +16,27 @@
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
 use candle_core::{
     CpuStorage, CustomOp1, CustomOp2, CustomOp3, D, DType, Device, Layout, Result, Shape, Storage,
     Tensor,
 };
 
+#[cfg(test)]
+thread_local! {
+    /// Makes this thread take the composed path everywhere: the path other devices take, so that
+    /// the tests can run a whole head through it on the CPU.
+    pub(crate) static FORCE_COMPOSED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// Whether the fused kernels apply: f32 on the CPU.
 fn fused(tensors: &[&Tensor]) -> bool {
+    #[cfg(test)]
+    if FORCE_COMPOSED.with(|forced| forced.get()) {
+        return false;
+    }
     tensors
         .iter()
         .all(|t| matches!(t.device(), Device::Cpu) && t.dtype() == DType::F32)
@@ -240,6 +254,31 @@ impl CustomOp1 for ColumnSums {
             Shape::from(width),
         ))
     }
+}
+
+// ------------------------------------------------------------------------------------- dropout
+
+/// Dropout multipliers for `count` entries: 0 (dropped, probability `p`) or 1/(1 − p) (kept).
+/// Entries are drawn in fixed blocks of [`BLOCK_ELEMENTS`], block b from the ChaCha8 stream b of
+/// `seed` (one u32 per entry, kept when ≥ p·2³²), so the mask depends only on `seed`, never on
+/// how the blocks were spread over threads.
+pub(crate) fn keep_multipliers(seed: u64, count: usize, p: f64) -> Vec<f32> {
+    let threshold = (p * 4_294_967_296.0) as u64;
+    let scale = (1.0 / (1.0 - p)) as f32;
+    let mut out = vec![0f32; count];
+    // Rows of width 1: a block is a run of BLOCK_ELEMENTS entries.
+    par_rows(&mut out, 1, |span, dst| {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream((span.start / BLOCK_ELEMENTS) as u64);
+        for d in dst.iter_mut() {
+            *d = if rng.next_u32() as u64 >= threshold {
+                scale
+            } else {
+                0.0
+            };
+        }
+    });
+    out
 }
 
 // ----------------------------------------------------------------------------------- LayerNorm
@@ -1393,7 +1432,7 @@ mod tests {
         let x = grid(&[count], 0.013, 0.2).affine(1.5, 0.0).unwrap();
         for keep in [None, keep_mask(count, 5)] {
             compare(
-                &[x.clone()],
+                std::slice::from_ref(&x),
                 &|v| gelu(&v[0], keep.clone()).unwrap(),
                 &|v| {
                     let y = v[0].gelu_erf().unwrap();
@@ -1471,7 +1510,7 @@ mod tests {
         let bias = key_bias(3, 6, &[6, 2, 4]);
         let logits = grid(&[3 * 2, 6, 6], 0.53, 0.4);
         compare(
-            &[logits.clone()],
+            std::slice::from_ref(&logits),
             &|v| masked_softmax(&v[0], &bias, 2).unwrap(),
             &|v| {
                 let biased = v[0]
@@ -1533,6 +1572,19 @@ mod tests {
             y.get(1).unwrap().to_vec1::<f32>().unwrap(),
             x.get(t).unwrap().to_vec1::<f32>().unwrap()
         );
+    }
+
+    #[test]
+    fn dropout_masks_depend_on_the_seed_only() {
+        let count = 3 * BLOCK_ELEMENTS + 17;
+        let a = keep_multipliers(5, count, 0.25);
+        assert_eq!(a, keep_multipliers(5, count, 0.25));
+        assert_ne!(a, keep_multipliers(6, count, 0.25));
+        assert!(a.iter().all(|&k| k == 0.0 || (k - 4.0 / 3.0).abs() < 1e-6));
+        let dropped = a.iter().filter(|&&k| k == 0.0).count() as f64 / count as f64;
+        assert!((dropped - 0.25).abs() < 0.01, "{dropped}");
+        // Each block has its own stream.
+        assert_ne!(a[..BLOCK_ELEMENTS], a[BLOCK_ELEMENTS..2 * BLOCK_ELEMENTS]);
     }
 
     #[test]
