@@ -10,10 +10,10 @@ use clap::{Args, ValueEnum};
 
 use super::setup_run::{RunFiles, corpus, device, load_split};
 use super::tensor_file::TensorFile;
+use crate::eval::{RetrievalMetrics, Similarity, TiePolicy};
 use crate::model::load_checkpoint;
 use crate::project::{Project, write_safetensors_atomic};
 use crate::train::{BatchLimits, embed_corpus, retrieval};
-use crate::eval::{RetrievalMetrics, Similarity, TiePolicy};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum TiesArg {
@@ -132,7 +132,10 @@ fn latest_run(project: &Project) -> Result<String> {
         }
     }
     best.map(|(_, name)| name).ok_or_else(|| {
-        anyhow::anyhow!("no run in {} has a checkpoint yet: run `crossclr train` first", runs.display())
+        anyhow::anyhow!(
+            "no run in {} has a checkpoint yet: run `crossclr train` first",
+            runs.display()
+        )
     })
 }
 
@@ -144,8 +147,12 @@ fn run_project(args: &EvalArgs, dir: &std::path::Path) -> Result<()> {
         None => latest_run(&project)?,
     };
     let files = RunFiles::new(project.run_dir(&name));
-    let weights = std::fs::read(files.checkpoint())
-        .with_context(|| format!("run `{name}` has no checkpoint at {}", files.checkpoint().display()))?;
+    let weights = std::fs::read(files.checkpoint()).with_context(|| {
+        format!(
+            "run `{name}` has no checkpoint at {}",
+            files.checkpoint().display()
+        )
+    })?;
     let sidecar = std::fs::read_to_string(files.checkpoint_sidecar())
         .with_context(|| format!("reading {}", files.checkpoint_sidecar().display()))?;
     let device = device(&args.device)?;
@@ -155,13 +162,18 @@ fn run_project(args: &EvalArgs, dir: &std::path::Path) -> Result<()> {
         ("video", &meta.video_encoder, &config.encoders.video),
         ("text", &meta.text_encoder, &config.encoders.text),
     ] {
-        let matches = now.as_ref().is_some_and(|n| n.name == trained.name && n.dim == trained.dim);
+        let matches = now
+            .as_ref()
+            .is_some_and(|n| n.name == trained.name && n.dim == trained.dim);
         if !matches {
             anyhow::bail!(
                 "run `{name}` was trained on {side} features from `{}` ({}-d) but the project now has {}",
                 trained.name,
                 trained.dim,
-                now.as_ref().map_or("none".to_string(), |n| format!("`{}` ({}-d)", n.name, n.dim))
+                now.as_ref().map_or("none".to_string(), |n| format!(
+                    "`{}` ({}-d)",
+                    n.name, n.dim
+                ))
             );
         }
     }
@@ -176,15 +188,27 @@ fn run_project(args: &EvalArgs, dir: &std::path::Path) -> Result<()> {
         max_steps: config.model.max_frames,
         max_context_steps: config.model.max_context_frames,
     };
-    let embeddings = embed_corpus(&head, &corpus(&features), limits, config.train.batch_size, &device)?;
+    let embeddings = embed_corpus(
+        &head,
+        &corpus(&features),
+        limits,
+        config.train.batch_size,
+        &device,
+    )?;
     let report = retrieval(&embeddings)?;
 
     let metadata = std::collections::HashMap::from([
         ("run".to_string(), name.clone()),
         ("split".to_string(), split.clone()),
         ("epoch".to_string(), meta.epoch.to_string()),
-        ("clip_keys".to_string(), serde_json::to_string(&features.clip_keys)?),
-        ("video_keys".to_string(), serde_json::to_string(&features.video_keys)?),
+        (
+            "clip_keys".to_string(),
+            serde_json::to_string(&features.clip_keys)?,
+        ),
+        (
+            "video_keys".to_string(),
+            serde_json::to_string(&features.video_keys)?,
+        ),
     ]);
     let tensors = [
         ("clip", &embeddings.clip),

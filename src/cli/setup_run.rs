@@ -18,7 +18,9 @@ use crate::train::{
 /// Training settings from a project's `crossclr.toml`.
 pub fn train_config(config: &ProjectConfig) -> Result<TrainConfig> {
     let (Some(video), Some(text)) = (&config.encoders.video, &config.encoders.text) else {
-        bail!("the project has no features yet (crossclr.toml names no encoders): import or ingest first");
+        bail!(
+            "the project has no features yet (crossclr.toml names no encoders): import or ingest first"
+        );
     };
     let model = &config.model;
     let loss = &config.loss;
@@ -123,7 +125,11 @@ pub fn load_split(project: &Project, split: &str, role: &str) -> Result<SplitFea
         bail!(
             "the {role} split `{split}` is not in {} (splits: {}); set train.{role}_split in crossclr.toml",
             project.dir().display(),
-            if splits.is_empty() { "none".to_string() } else { splits.join(", ") }
+            if splits.is_empty() {
+                "none".to_string()
+            } else {
+                splits.join(", ")
+            }
         );
     }
     Ok(project.load_split(split)?)
@@ -189,7 +195,8 @@ impl RunStore for RunFiles {
 
     fn save_checkpoint(&mut self, weights: &[u8], sidecar: &str) -> Result<(), TrainError> {
         // The weights first: a sidecar never describes weights that are not there yet.
-        write_atomic(&self.checkpoint(), weights).map_err(|e| store_error(&self.checkpoint(), e))?;
+        write_atomic(&self.checkpoint(), weights)
+            .map_err(|e| store_error(&self.checkpoint(), e))?;
         write_atomic(&self.checkpoint_sidecar(), sidecar.as_bytes())
             .map_err(|e| store_error(&self.checkpoint_sidecar(), e))
     }
@@ -213,7 +220,9 @@ pub fn device(name: &str) -> Result<candle_core::Device> {
         "cpu" => Ok(candle_core::Device::Cpu),
         "cuda" => {
             if !candle_core::utils::cuda_is_available() {
-                bail!("--device cuda: this build has no CUDA support (build with `--features cuda`)");
+                bail!(
+                    "--device cuda: this build has no CUDA support (build with `--features cuda`)"
+                );
             }
             candle_core::Device::new_cuda(0).context("opening CUDA device 0")
         }

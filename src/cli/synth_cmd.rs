@@ -42,7 +42,12 @@ pub fn run(args: &SynthArgs) -> Result<()> {
     let SynthKind::Duplicates = args.kind;
     let project = write_project(&args.project, &synth, synth.suggested_settings())?;
     let mut out = std::io::stdout().lock();
-    writeln!(out, "wrote {} (synthetic, {} topics)", project.dir().display(), synth.topics)?;
+    writeln!(
+        out,
+        "wrote {} (synthetic, {} topics)",
+        project.dir().display(),
+        synth.topics
+    )?;
     for split in project.splits()? {
         let features = project.load_split(&split)?;
         writeln!(

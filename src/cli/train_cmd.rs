@@ -144,7 +144,10 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         .validate()
         .map_err(|e| anyhow::anyhow!("settings: {e}"))?;
     let train_settings = train_config(&config)?;
-    let name = args.run.clone().unwrap_or_else(|| default_run_name(&config));
+    let name = args
+        .run
+        .clone()
+        .unwrap_or_else(|| default_run_name(&config));
     let files = RunFiles::new(project.run_dir(&name));
     if files.dir.join("state.safetensors").exists() && !args.resume {
         bail!(
@@ -180,12 +183,23 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         let worker = std::thread::Builder::new()
             .name("crossclr-train".into())
             .spawn_scoped(scope, move || {
-                train(settings, &train_view, &val_view, device, &mut store, &events, cancel, resume)
+                train(
+                    settings,
+                    &train_view,
+                    &val_view,
+                    device,
+                    &mut store,
+                    &events,
+                    cancel,
+                    resume,
+                )
             })?;
         let bar = ProgressBar::new(0);
         bar.set_style(
-            ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed}, {eta} left)")?
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed}, {eta} left)",
+            )?
+            .progress_chars("=> "),
         );
         for event in receiver {
             match event {

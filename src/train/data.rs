@@ -73,7 +73,10 @@ impl CorpusView<'_> {
             next = group.end;
         }
         if next != self.video.len() {
-            return Err(format!("the videos hold {next} clips but there are {}", self.video.len()));
+            return Err(format!(
+                "the videos hold {next} clips but there are {}",
+                self.video.len()
+            ));
         }
         for i in 0..self.video.len() {
             if self.video.rows(i) == 0 || self.text.rows(i) == 0 {
@@ -144,7 +147,9 @@ fn mean_rows(rows: &[&[f32]], dim: usize) -> Vec<f32> {
             *s += *v as f64;
         }
     }
-    sum.iter().map(|s| (s / rows.len().max(1) as f64) as f32).collect()
+    sum.iter()
+        .map(|s| (s / rows.len().max(1) as f64) as f32)
+        .collect()
 }
 
 /// A batch of whole videos: the model's input, and the pooled input features CrossCLR measures
@@ -205,9 +210,21 @@ pub fn make_batch(
         let tokens_of_paragraph = rows_of_video(&corpus.text, corpus.groups[v].clone());
         video_in.extend(mean_rows(&frames_of_video, dv));
         paragraph_in.extend(mean_rows(&tokens_of_paragraph, dt));
-        let pick = |rows: &[&'_ [f32]]| -> Vec<usize> { even_indices(rows.len(), limits.max_context_steps) };
-        context_video.push(pick(&frames_of_video).into_iter().map(|i| frames_of_video[i]).collect());
-        context_text.push(pick(&tokens_of_paragraph).into_iter().map(|i| tokens_of_paragraph[i]).collect());
+        let pick = |rows: &[&'_ [f32]]| -> Vec<usize> {
+            even_indices(rows.len(), limits.max_context_steps)
+        };
+        context_video.push(
+            pick(&frames_of_video)
+                .into_iter()
+                .map(|i| frames_of_video[i])
+                .collect(),
+        );
+        context_text.push(
+            pick(&tokens_of_paragraph)
+                .into_iter()
+                .map(|i| tokens_of_paragraph[i])
+                .collect(),
+        );
     }
     let input = ModelInput {
         video_clips: pad(&frames, dv, device)?,
@@ -245,12 +262,23 @@ mod tests {
         let text = [1.0f32, 2.0, 3.0, 4.0, 5.0];
         let text_offsets = [0usize, 1, 3, 5];
         let corpus = CorpusView {
-            video: PackedView { dim: 2, data: &video, offsets: &video_offsets },
-            text: PackedView { dim: 1, data: &text, offsets: &text_offsets },
+            video: PackedView {
+                dim: 2,
+                data: &video,
+                offsets: &video_offsets,
+            },
+            text: PackedView {
+                dim: 1,
+                data: &text,
+                offsets: &text_offsets,
+            },
             groups: vec![0..2, 2..3],
         };
         corpus.validate().unwrap();
-        let limits = BatchLimits { max_steps: 8, max_context_steps: 8 };
+        let limits = BatchLimits {
+            max_steps: 8,
+            max_context_steps: 8,
+        };
         let batch = make_batch(&corpus, &[1, 0], limits, &Device::Cpu).unwrap();
         assert_eq!(batch.clips, vec![2, 0, 1]);
         assert_eq!(batch.input.groups, vec![0..1, 1..3]);
@@ -270,10 +298,23 @@ mod tests {
         let video = [1.0f32; 4];
         let offsets = [0usize, 1, 2, 3, 4];
         let corpus = CorpusView {
-            video: PackedView { dim: 1, data: &video, offsets: &offsets },
-            text: PackedView { dim: 1, data: &video, offsets: &offsets },
+            video: PackedView {
+                dim: 1,
+                data: &video,
+                offsets: &offsets,
+            },
+            text: PackedView {
+                dim: 1,
+                data: &video,
+                offsets: &offsets,
+            },
             groups: vec![0..2, 3..4],
         };
-        assert!(corpus.validate().unwrap_err().contains("video 1 holds clips 3..4"));
+        assert!(
+            corpus
+                .validate()
+                .unwrap_err()
+                .contains("video 1 holds clips 3..4")
+        );
     }
 }

@@ -29,7 +29,11 @@ pub fn embed_corpus(
     for chunk in videos.chunks(videos_per_batch.max(1)) {
         let batch = make_batch(corpus, chunk, limits, device)?;
         let out = head.forward(&batch.input, Mode::Eval)?;
-        for (part, tensor) in parts.iter_mut().zip([out.clip, out.sentence, out.video, out.paragraph]) {
+        for (part, tensor) in
+            parts
+                .iter_mut()
+                .zip([out.clip, out.sentence, out.video, out.paragraph])
+        {
             part.push(tensor.to_device(&Device::Cpu)?.to_dtype(DType::F32)?);
         }
     }

@@ -21,7 +21,9 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum TrainError {
-    #[error("epoch {epoch}, step {step}: the loss is not finite; first non-finite value in {culprit}. The last good checkpoint and state are kept.")]
+    #[error(
+        "epoch {epoch}, step {step}: the loss is not finite; first non-finite value in {culprit}. The last good checkpoint and state are kept."
+    )]
     NonFinite {
         epoch: usize,
         step: usize,

@@ -56,7 +56,7 @@ impl Default for LossSettings {
 }
 
 enum LocalLoss {
-    Queue(CrossClrQueue),
+    Queue(Box<CrossClrQueue>),
     Plain(Box<dyn ContrastiveLoss>),
 }
 
@@ -101,7 +101,11 @@ impl Objective {
                 Mode::Paper => QueueInit::Empty,
                 Mode::Official => QueueInit::Noise { seed },
             };
-            LocalLoss::Queue(CrossClrQueue::new(settings.crossclr, settings.queue, init)?)
+            LocalLoss::Queue(Box::new(CrossClrQueue::new(
+                settings.crossclr,
+                settings.queue,
+                init,
+            )?))
         } else {
             LocalLoss::Plain(plain(settings)?)
         };

@@ -95,7 +95,10 @@ pub enum TrainEvent {
 pub enum Outcome {
     Completed,
     /// Stopped on request; the state was saved at this epoch and batch.
-    Cancelled { epoch: usize, next_batch: usize },
+    Cancelled {
+        epoch: usize,
+        next_batch: usize,
+    },
 }
 
 /// Where a run keeps what it writes. The caller decides how (the CLI writes atomically into the
@@ -117,21 +120,31 @@ fn mix(mut z: u64) -> u64 {
 
 fn epoch_order(videos: usize, seed: u64, epoch: usize) -> Vec<usize> {
     let mut order: Vec<usize> = (0..videos).collect();
-    order.shuffle(&mut ChaCha8Rng::seed_from_u64(mix(seed ^ mix(epoch as u64))));
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(
+        mix(seed ^ mix(epoch as u64)),
+    ));
     order
 }
 
 fn step_rng(seed: u64, epoch: usize, batch: usize) -> ChaCha8Rng {
-    ChaCha8Rng::seed_from_u64(mix(mix(seed ^ 0x5eed) ^ mix(((epoch as u64) << 32) | batch as u64)))
+    ChaCha8Rng::seed_from_u64(mix(
+        mix(seed ^ 0x5eed) ^ mix(((epoch as u64) << 32) | batch as u64)
+    ))
 }
 
 /// Names the first non-finite value among the embeddings, for the error of a diverged step.
 fn non_finite_culprit(embeddings: &Embeddings) -> Result<Option<String>, TrainError> {
     let parts = [
         ("clip embeddings (video-local network)", &embeddings.clip),
-        ("sentence embeddings (text-local network)", &embeddings.sentence),
+        (
+            "sentence embeddings (text-local network)",
+            &embeddings.sentence,
+        ),
         ("video embeddings (video-global network)", &embeddings.video),
-        ("paragraph embeddings (text-global network)", &embeddings.paragraph),
+        (
+            "paragraph embeddings (text-global network)",
+            &embeddings.paragraph,
+        ),
     ];
     for (name, tensor) in parts {
         let rows: Vec<Vec<f32>> = tensor.to_dtype(DType::F32)?.to_vec2()?;
@@ -146,7 +159,10 @@ fn non_finite_culprit(embeddings: &Embeddings) -> Result<Option<String>, TrainEr
 
 /// The model's variables, sorted by name (the order fixes optimizer and checkpoint layout).
 fn named_vars(varmap: &VarMap) -> Vec<(String, Var)> {
-    let data = varmap.data().lock().expect("no panic while holding the varmap");
+    let data = varmap
+        .data()
+        .lock()
+        .expect("no panic while holding the varmap");
     let mut vars: Vec<(String, Var)> = data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
     vars
@@ -177,11 +193,16 @@ pub fn train(
         }
     }
     if config.videos_per_batch == 0 || config.epochs == 0 {
-        return Err(TrainError::Config("epochs and batch size must be at least 1".into()));
+        return Err(TrainError::Config(
+            "epochs and batch size must be at least 1".into(),
+        ));
     }
     let limits = config.limits();
     let varmap = VarMap::new();
-    let head = EmbeddingHead::new(VarBuilder::from_varmap(&varmap, DType::F32, device), &config.head)?;
+    let head = EmbeddingHead::new(
+        VarBuilder::from_varmap(&varmap, DType::F32, device),
+        &config.head,
+    )?;
     initialise(&varmap, config.seed)?;
     let vars = named_vars(&varmap);
     let parameters = vars.iter().map(|(_, v)| v.as_tensor().elem_count()).sum();
@@ -206,19 +227,21 @@ pub fn train(
         )
     };
     let mut progress = fresh_progress();
-    if resume {
-        if let Some(bytes) = store.load_state()? {
-            let saved = state::decode(&bytes, device)?;
-            if saved.progress.head != config.head || saved.progress.loss != config.loss || saved.progress.seed != config.seed {
-                return Err(TrainError::Config(
-                    "the saved run was trained with other model, loss or seed settings; start a new run or restore them".into(),
-                ));
-            }
-            if let Some(queue) = saved.restore(&vars, &mut optimizer)? {
-                objective.restore_queue(queue)?;
-            }
-            progress = saved.progress;
+    let saved_state = if resume { store.load_state()? } else { None };
+    if let Some(bytes) = saved_state {
+        let saved = state::decode(&bytes, device)?;
+        if saved.progress.head != config.head
+            || saved.progress.loss != config.loss
+            || saved.progress.seed != config.seed
+        {
+            return Err(TrainError::Config(
+                "the saved run was trained with other model, loss or seed settings; start a new run or restore them".into(),
+            ));
         }
+        if let Some(queue) = saved.restore(&vars, &mut optimizer)? {
+            objective.restore_queue(queue)?;
+        }
+        progress = saved.progress;
     }
     events.send_important(TrainEvent::Started {
         first_epoch: progress.epoch,
@@ -227,7 +250,10 @@ pub fn train(
         parameters,
     });
 
-    let save_state = |progress: &Progress, optimizer: &RAdam, objective: &Objective, store: &mut dyn RunStore| {
+    let save_state = |progress: &Progress,
+                      optimizer: &RAdam,
+                      objective: &Objective,
+                      store: &mut dyn RunStore| {
         let bytes = state::encode(progress, &vars, optimizer, objective.queue_state().as_ref())?;
         store.save_state(&bytes)
     };
@@ -275,7 +301,8 @@ pub fn train(
             accumulated.loss += loss;
             accumulated.local += scalar(&report.local.loss)?;
             accumulated.global += scalar(&report.global.loss)?;
-            accumulated.pruned += 0.5 * (report.local.pruned_fraction() + report.global.pruned_fraction());
+            accumulated.pruned +=
+                0.5 * (report.local.pruned_fraction() + report.global.pruned_fraction());
             accumulated.steps += 1;
             seconds += started.elapsed().as_secs_f64();
             events.send(TrainEvent::Step {
@@ -321,7 +348,8 @@ pub fn train(
                 head: config.head.clone(),
                 video_encoder: config.video_encoder.clone(),
                 text_encoder: config.text_encoder.clone(),
-                loss: serde_json::to_value(&config.loss).map_err(|e| TrainError::State(e.to_string()))?,
+                loss: serde_json::to_value(&config.loss)
+                    .map_err(|e| TrainError::State(e.to_string()))?,
                 seed: config.seed,
                 epoch,
                 metrics,

@@ -7,10 +7,10 @@ use std::collections::HashMap;
 use candle_core::{DType, Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
+use super::TrainError;
 use super::objective::LossSettings;
 use super::radam::RAdam;
 use super::schedule::LrSchedule;
-use super::TrainError;
 use crate::crossclr::{HostMatrix, QueueState};
 use crate::model::HeadConfig;
 
@@ -102,7 +102,11 @@ pub fn encode(
         .collect();
     let (moments, steps) = optimizer.state();
     progress.optimizer_steps = steps;
-    tensors.extend(moments.into_iter().map(|(name, t)| (format!("optim/{name}"), t)));
+    tensors.extend(
+        moments
+            .into_iter()
+            .map(|(name, t)| (format!("optim/{name}"), t)),
+    );
     if let Some(queue) = queue {
         progress.queue = Some(QueueCursor {
             capacity: queue.capacity,
@@ -112,8 +116,14 @@ pub fn encode(
         let cpu = Device::Cpu;
         tensors.push(("queue/video_emb".into(), queue.video_emb.clone()));
         tensors.push(("queue/text_emb".into(), queue.text_emb.clone()));
-        tensors.push(("queue/video_in".into(), queue.video_in.to_tensor(DType::F64, &cpu)?));
-        tensors.push(("queue/text_in".into(), queue.text_in.to_tensor(DType::F64, &cpu)?));
+        tensors.push((
+            "queue/video_in".into(),
+            queue.video_in.to_tensor(DType::F64, &cpu)?,
+        ));
+        tensors.push((
+            "queue/text_in".into(),
+            queue.text_in.to_tensor(DType::F64, &cpu)?,
+        ));
     }
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
     let json = serde_json::to_string(&progress).map_err(|e| store_error("run state", e))?;
