@@ -148,6 +148,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         .run
         .clone()
         .unwrap_or_else(|| default_run_name(&config));
+    // Everything that can be refused is checked before the run directory is made.
+    let device = device(&config.train.device)?;
     let files = RunFiles::new(project.run_dir(&name));
     if files.dir.join("state.safetensors").exists() && !args.resume {
         bail!(
@@ -163,7 +165,6 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     )?;
     let train_split = load_split(&project, &config.train.train_split, "train")?;
     let val_split = load_split(&project, &config.train.val_split, "val")?;
-    let device = device(&config.train.device)?;
 
     let cancel = CancelToken::new();
     let handler_token = cancel.clone();

@@ -1,0 +1,231 @@
+//! `crossclr synth`, `train` and `eval` end to end through the binary: a run's files, refusing to
+//! overwrite a run, Ctrl-C saving the state and `--resume` finishing the run, the evaluation JSON
+//! and the embeddings it writes.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use safetensors::SafeTensors;
+
+fn crossclr(args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_crossclr"))
+        .args(args)
+        .output()
+        .expect("run crossclr");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn synth_project(dir: &Path) -> String {
+    let project = dir.join("synth").to_str().unwrap().to_string();
+    let (ok, stdout, stderr) =
+        crossclr(&["synth", &project, "--kind", "duplicates", "--seed", "4"]);
+    assert!(ok, "synth failed: {stderr}");
+    assert!(
+        stdout.contains("train") && stdout.contains("clips"),
+        "{stdout}"
+    );
+    project
+}
+
+fn metrics(run_dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run_dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+#[test]
+fn train_writes_a_run_refuses_to_overwrite_it_and_eval_reports_both_levels() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = synth_project(dir.path());
+    let (ok, stdout, stderr) = crossclr(&[
+        "train", &project, "--epochs", "2", "--seed", "3", "--run", "first",
+    ]);
+    assert!(ok, "train failed: {stderr}");
+    assert!(stdout.contains("epoch   2"), "{stdout}");
+    let run_dir = Path::new(&project).join("runs").join("first");
+    for file in [
+        "checkpoint.safetensors",
+        "config.json",
+        "state.safetensors",
+        "metrics.jsonl",
+    ] {
+        assert!(run_dir.join(file).is_file(), "{file} missing");
+    }
+    let records = metrics(&run_dir);
+    assert_eq!(records.len(), 2);
+    for (epoch, record) in records.iter().enumerate() {
+        assert_eq!(record["epoch"], epoch);
+        assert!(record["loss"].as_f64().unwrap().is_finite());
+        let pruned = record["pruned_fraction"].as_f64().unwrap();
+        assert!((0.0..1.0).contains(&pruned), "{record}");
+        for direction in [
+            "clip_to_sentence",
+            "sentence_to_clip",
+            "video_to_paragraph",
+            "paragraph_to_video",
+        ] {
+            for k in ["r1", "r5", "r10"] {
+                let r = record["validation"][direction][k].as_f64().unwrap();
+                assert!((0.0..=1.0).contains(&r), "{direction} {k} = {r}");
+            }
+        }
+    }
+
+    let (ok, _, stderr) = crossclr(&["train", &project, "--epochs", "2", "--run", "first"]);
+    assert!(!ok, "an existing run was overwritten");
+    assert!(stderr.contains("--resume"), "{stderr}");
+
+    let (ok, stdout, stderr) = crossclr(&["eval", &project, "--json"]);
+    assert!(ok, "eval failed: {stderr}");
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let object = report.as_object().unwrap();
+    assert_eq!(object.len(), 4);
+    for direction in [
+        "clip_to_sentence",
+        "sentence_to_clip",
+        "video_to_paragraph",
+        "paragraph_to_video",
+    ] {
+        let metrics = report[direction].as_object().unwrap();
+        let mut keys: Vec<_> = metrics.keys().cloned().collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            ["mean_rank", "median_rank", "r1", "r10", "r5", "r50"],
+            "{direction}"
+        );
+        assert!(metrics["median_rank"].as_f64().unwrap() >= 1.0);
+    }
+
+    let bytes = std::fs::read(run_dir.join("embeddings.safetensors")).unwrap();
+    let embeddings = SafeTensors::deserialize(&bytes).unwrap();
+    let clips = embeddings.tensor("clip").unwrap().shape().to_vec();
+    let sentences = embeddings.tensor("sentence").unwrap().shape().to_vec();
+    let videos = embeddings.tensor("video").unwrap().shape().to_vec();
+    let paragraphs = embeddings.tensor("paragraph").unwrap().shape().to_vec();
+    assert_eq!(clips, sentences);
+    assert_eq!(videos, paragraphs);
+    assert!(clips[0] > videos[0]);
+    let (_, metadata) = SafeTensors::read_metadata(&bytes).unwrap();
+    let metadata = metadata.metadata().clone().unwrap();
+    let clip_keys: Vec<String> = serde_json::from_str(&metadata["clip_keys"]).unwrap();
+    let video_keys: Vec<String> = serde_json::from_str(&metadata["video_keys"]).unwrap();
+    assert_eq!(clip_keys.len(), clips[0]);
+    assert_eq!(video_keys.len(), videos[0]);
+
+    // The human table names each direction.
+    let (ok, stdout, _) = crossclr(&["eval", &project, "--run", "first"]);
+    assert!(ok);
+    assert!(
+        stdout.contains("video → paragraph") && stdout.contains("R@10"),
+        "{stdout}"
+    );
+
+    let (ok, _, stderr) = crossclr(&["eval", &project, "--run", "missing"]);
+    assert!(!ok);
+    assert!(stderr.contains("missing"), "{stderr}");
+}
+
+#[test]
+fn ctrl_c_saves_the_state_and_resume_finishes_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = synth_project(dir.path());
+    let run_dir = Path::new(&project).join("runs").join("interrupted");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_crossclr"))
+        .args(["train", &project, "--epochs", "40", "--run", "interrupted"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the first epoch line, then interrupt as a terminal's Ctrl-C would.
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let started = Instant::now();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push(line.clone());
+        if line.starts_with("epoch   1") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "no epoch line: {seen:?}"
+        );
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "after Ctrl-C: {exit:?} {rest:?}");
+    let last = rest.last().cloned().unwrap_or_default();
+    assert!(
+        last.starts_with("stopped at epoch") && last.contains("--resume"),
+        "{rest:?}"
+    );
+    let done = metrics(&run_dir).len();
+    assert!((1..40).contains(&done), "{done} epochs written");
+    assert!(run_dir.join("state.safetensors").is_file());
+
+    // Resume with fewer epochs than the first invocation asked for: it finishes at epoch 3
+    // (or at once, if the interruption landed after epoch 3).
+    let target = done.max(3);
+    let (ok, stdout, stderr) = crossclr(&[
+        "train",
+        &project,
+        "--epochs",
+        &target.to_string(),
+        "--run",
+        "interrupted",
+        "--resume",
+    ]);
+    assert!(ok, "resume failed: {stderr}");
+    assert!(stdout.contains("done: best checkpoint"), "{stdout}");
+    let records = metrics(&run_dir);
+    assert_eq!(records.len(), target);
+    let epochs: Vec<u64> = records
+        .iter()
+        .map(|r| r["epoch"].as_u64().unwrap())
+        .collect();
+    assert_eq!(epochs, (0..target as u64).collect::<Vec<_>>());
+}
+
+#[test]
+fn train_and_eval_name_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nothing-here");
+    let (ok, _, stderr) = crossclr(&["train", missing.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(stderr.contains("nothing-here"), "{stderr}");
+
+    let project = synth_project(dir.path());
+    let (ok, _, stderr) = crossclr(&["eval", &project]);
+    assert!(!ok, "eval without a run succeeded");
+    assert!(stderr.contains("runs"), "{stderr}");
+
+    let (ok, _, stderr) = crossclr(&["train", &project, "--device", "tpu"]);
+    assert!(!ok);
+    assert!(stderr.contains("tpu"), "{stderr}");
+    assert!(
+        !Path::new(&project)
+            .join("runs")
+            .join("crossclr-paper-s0")
+            .exists(),
+        "a refused run left a directory"
+    );
+
+    let (ok, _, stderr) = crossclr(&["synth", &project]);
+    assert!(!ok, "synth overwrote a project");
+    assert!(stderr.contains("not empty"), "{stderr}");
+}
