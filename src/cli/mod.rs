@@ -3,7 +3,7 @@
 mod eval_cmd;
 mod loss_cmd;
 mod new_cmd;
-mod setup_run;
+pub mod setup_run;
 mod synth_cmd;
 mod tensor_file;
 mod train_cmd;

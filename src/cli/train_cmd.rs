@@ -164,7 +164,16 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         serde_json::to_string_pretty(&train_settings)?.as_bytes(),
     )?;
     let train_split = load_split(&project, &config.train.train_split, "train")?;
-    let val_split = load_split(&project, &config.train.val_split, "val")?;
+    // Model selection must not look at the reported split. A project without a separate report
+    // split (YouCook2 has only train and val) reports on val, so selection holds out a tenth of
+    // the training videos instead, and val stays unseen.
+    let separate_report_split = project.splits()?.contains(&config.train.report_split)
+        && config.train.report_split != config.train.val_split;
+    let val_split = if separate_report_split {
+        Some(load_split(&project, &config.train.val_split, "val")?)
+    } else {
+        None
+    };
 
     let cancel = CancelToken::new();
     let handler_token = cancel.clone();
@@ -175,8 +184,19 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let (events, receiver) = progress_channel(64);
     let mut store = files.clone();
     let outcome = std::thread::scope(|scope| -> Result<Outcome> {
-        let train_view = corpus(&train_split);
-        let val_view = corpus(&val_split);
+        let whole_train = corpus(&train_split);
+        let (train_view, val_view) = match &val_split {
+            Some(val) => (whole_train.clone(), corpus(val)),
+            None => whole_train.split_off_tail(whole_train.num_videos().div_ceil(10)),
+        };
+        let (train_videos, val_videos) = (train_view.num_videos(), val_view.num_videos());
+        let selection = match &val_split {
+            Some(_) => format!("`{}`", config.train.val_split),
+            None => format!(
+                "the last of `{}`; no `{}` split, so `{}` is kept for reporting",
+                config.train.train_split, config.train.report_split, config.train.val_split
+            ),
+        };
         let settings = &train_settings;
         let cancel = &cancel;
         let resume = args.resume;
@@ -211,11 +231,9 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                     parameters,
                 } => {
                     bar.suspend(|| println!(
-                        "run `{name}` · {} head, {parameters} parameters · {} loss · {} train videos, {} val videos · {steps_per_epoch} steps per epoch{}",
+                        "run `{name}` · {} head, {parameters} parameters · {} loss · {train_videos} train videos, {val_videos} selection videos ({selection}) · {steps_per_epoch} steps per epoch{}",
                         settings.head.kind,
                         settings.loss.kind,
-                        train_split.num_videos(),
-                        val_split.num_videos(),
                         if first_epoch > 0 { format!(" · resuming at epoch {}", first_epoch + 1) } else { String::new() },
                     ));
                     bar.set_length(steps_per_epoch as u64);

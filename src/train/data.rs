@@ -45,13 +45,39 @@ pub struct CorpusView<'a> {
     pub groups: Vec<Range<usize>>,
 }
 
-impl CorpusView<'_> {
+impl<'a> CorpusView<'a> {
     pub fn num_videos(&self) -> usize {
         self.groups.len()
     }
 
     pub fn num_clips(&self) -> usize {
         self.video.len()
+    }
+
+    /// The first videos and the last `count` videos as two views of the same storage (for a
+    /// selection split held out of the training split). `count` is clamped to `0..=num_videos`.
+    pub fn split_off_tail(&self, count: usize) -> (CorpusView<'a>, CorpusView<'a>) {
+        let keep = self.num_videos() - count.min(self.num_videos());
+        let boundary = self.groups.get(keep).map_or(self.num_clips(), |g| g.start);
+        let part = |packed: &PackedView<'a>, clips: Range<usize>| PackedView {
+            dim: packed.dim,
+            data: packed.data,
+            offsets: &packed.offsets[clips.start..=clips.end],
+        };
+        let head = CorpusView {
+            video: part(&self.video, 0..boundary),
+            text: part(&self.text, 0..boundary),
+            groups: self.groups[..keep].to_vec(),
+        };
+        let tail = CorpusView {
+            video: part(&self.video, boundary..self.num_clips()),
+            text: part(&self.text, boundary..self.num_clips()),
+            groups: self.groups[keep..]
+                .iter()
+                .map(|g| g.start - boundary..g.end - boundary)
+                .collect(),
+        };
+        (head, tail)
     }
 
     /// Checks that the pieces agree; the message says which does not.
@@ -275,6 +301,18 @@ mod tests {
             groups: vec![0..2, 2..3],
         };
         corpus.validate().unwrap();
+        let (first, last) = corpus.split_off_tail(1);
+        first.validate().unwrap();
+        last.validate().unwrap();
+        assert_eq!((first.num_videos(), first.num_clips()), (1, 2));
+        assert_eq!((last.num_videos(), last.num_clips()), (1, 1));
+        assert_eq!(last.video.get(0), &[7.0, 7.0]);
+        assert_eq!(last.text.get(0), &[4.0, 5.0]);
+        assert_eq!(first.text.get(1), &[2.0, 3.0]);
+        let (empty, whole) = corpus.split_off_tail(5);
+        assert_eq!((empty.num_videos(), whole.num_videos()), (0, 2));
+        empty.validate().unwrap();
+        whole.validate().unwrap();
         let limits = BatchLimits {
             max_steps: 8,
             max_context_steps: 8,
