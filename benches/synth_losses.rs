@@ -133,9 +133,7 @@ fn train_and_test(
     if outcome != Outcome::Completed {
         bail!("training stopped early: {outcome:?}");
     }
-    let (weights, sidecar) = store
-        .checkpoint
-        .context("training wrote no checkpoint")?;
+    let (weights, sidecar) = store.checkpoint.context("training wrote no checkpoint")?;
     let (head, _, meta) = load_checkpoint(&weights, &sidecar, device)?;
     let limits = BatchLimits {
         max_steps: config.model.max_frames,
@@ -245,7 +243,7 @@ fn main() -> Result<()> {
                 "seed": seed,
                 "best_epoch": trained.best_epoch,
                 "train_seconds": trained.seconds,
-                "test": serde_json::to_value(&trained.test)?,
+                "test": serde_json::to_value(trained.test)?,
             }));
         }
     }
@@ -254,12 +252,18 @@ fn main() -> Result<()> {
     println!(
         "test split, recalls in percent, mean ± std over seeds {seeds:?} (selection on val)\n"
     );
-    for (level, (a, b)) in [("clip ↔ sentence", (0, 1)), ("video ↔ paragraph", (2, 3))] {
-        println!(
-            "{level:<20} {:^32} {:^32}",
-            if a == 0 { "clip → sentence" } else { "video → paragraph" },
-            if b == 1 { "sentence → clip" } else { "paragraph → video" }
-        );
+    let levels = [
+        (
+            "clip ↔ sentence",
+            [(0, "clip → sentence"), (1, "sentence → clip")],
+        ),
+        (
+            "video ↔ paragraph",
+            [(2, "video → paragraph"), (3, "paragraph → video")],
+        ),
+    ];
+    for (level, [(a, a_name), (b, b_name)]) in levels {
+        println!("{level:<20} {a_name:^32} {b_name:^32}");
         println!(
             "{:<20} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
             "loss", "R@1", "R@5", "R@10", "R@1", "R@5", "R@10"
