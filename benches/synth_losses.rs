@@ -20,35 +20,9 @@ use crossclr::project::config::{EncoderSpec, Head, LossKind as Loss, LossMode};
 use crossclr::project::{ProjectConfig, SplitFeatures};
 use crossclr::synth::{SynthConfig, generate};
 use crossclr::train::{
-    BatchLimits, EpochRecord, Outcome, RetrievalReport, RunStore, TrainError, embed_corpus,
-    retrieval, train,
+    BatchLimits, MemoryStore, Outcome, RetrievalReport, embed_corpus, retrieval, train,
 };
 use serde_json::{Value, json};
-
-#[derive(Default)]
-struct MemoryStore {
-    metrics: Vec<EpochRecord>,
-    checkpoint: Option<(Vec<u8>, String)>,
-    state: Option<Vec<u8>>,
-}
-
-impl RunStore for MemoryStore {
-    fn append_metrics(&mut self, record: &EpochRecord) -> Result<(), TrainError> {
-        self.metrics.push(record.clone());
-        Ok(())
-    }
-    fn save_checkpoint(&mut self, weights: &[u8], sidecar: &str) -> Result<(), TrainError> {
-        self.checkpoint = Some((weights.to_vec(), sidecar.to_string()));
-        Ok(())
-    }
-    fn save_state(&mut self, state: &[u8]) -> Result<(), TrainError> {
-        self.state = Some(state.to_vec());
-        Ok(())
-    }
-    fn load_state(&mut self) -> Result<Option<Vec<u8>>, TrainError> {
-        Ok(self.state.clone())
-    }
-}
 
 struct Variant {
     name: &'static str,

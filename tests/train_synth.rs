@@ -2,59 +2,15 @@
 //! reproducible to the byte, it resumes exactly, and a diverging run stops naming the culprit.
 
 use candle_core::Device;
+use crossclr::cli::setup_run::corpus;
 use crossclr::jobs::{CancelToken, progress_channel};
 use crossclr::model::{Encoder, HeadConfig, HeadKind};
 use crossclr::project::SplitFeatures;
 use crossclr::synth::{SynthConfig, generate};
 use crossclr::train::{
-    CorpusView, EpochRecord, LossSettings, Outcome, PackedView, PlateauConfig, RAdamConfig,
-    RunStore, TrainConfig, TrainError, TrainEvent, train,
+    LossSettings, MemoryStore, Outcome, PlateauConfig, RAdamConfig, TrainConfig, TrainError,
+    TrainEvent, train,
 };
-
-/// Keeps what a run writes in memory.
-#[derive(Default)]
-struct MemoryStore {
-    metrics: Vec<EpochRecord>,
-    checkpoint: Option<(Vec<u8>, String)>,
-    state: Option<Vec<u8>>,
-}
-
-impl RunStore for MemoryStore {
-    fn append_metrics(&mut self, record: &EpochRecord) -> Result<(), TrainError> {
-        self.metrics.retain(|r| r.epoch < record.epoch);
-        self.metrics.push(record.clone());
-        Ok(())
-    }
-    fn save_checkpoint(&mut self, weights: &[u8], sidecar: &str) -> Result<(), TrainError> {
-        self.checkpoint = Some((weights.to_vec(), sidecar.to_string()));
-        Ok(())
-    }
-    fn save_state(&mut self, state: &[u8]) -> Result<(), TrainError> {
-        self.state = Some(state.to_vec());
-        Ok(())
-    }
-    fn load_state(&mut self) -> Result<Option<Vec<u8>>, TrainError> {
-        Ok(self.state.clone())
-    }
-}
-
-fn corpus(features: &SplitFeatures) -> CorpusView<'_> {
-    CorpusView {
-        video: PackedView {
-            dim: features.video.dim,
-            data: &features.video.data,
-            offsets: &features.video.offsets,
-        },
-        text: PackedView {
-            dim: features.text.dim,
-            data: &features.text.data,
-            offsets: &features.text.offsets,
-        },
-        groups: (0..features.num_videos())
-            .map(|v| features.clips_of_video(v))
-            .collect(),
-    }
-}
 
 fn data(videos: [usize; 3]) -> Vec<SplitFeatures> {
     let mut synth = SynthConfig::small(11);

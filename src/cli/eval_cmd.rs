@@ -156,8 +156,9 @@ fn run_project(args: &EvalArgs, dir: &std::path::Path) -> Result<()> {
     let sidecar = std::fs::read_to_string(files.checkpoint_sidecar())
         .with_context(|| format!("reading {}", files.checkpoint_sidecar().display()))?;
     let device = device(&args.device)?;
-    let (head, _varmap, meta) = load_checkpoint(&weights, &sidecar, &device)
+    let (_, varmap, meta) = load_checkpoint(&weights, &sidecar, &device)
         .with_context(|| format!("loading {}", files.checkpoint().display()))?;
+    let head = crate::model::EmbeddingHead::frozen(&varmap, &meta.head, &device)?;
     for (side, trained, now) in [
         ("video", &meta.video_encoder, &config.encoders.video),
         ("text", &meta.text_encoder, &config.encoders.text),

@@ -34,7 +34,14 @@ pub fn embed_corpus(
                 .iter_mut()
                 .zip([out.clip, out.sentence, out.video, out.paragraph])
         {
-            part.push(tensor.to_device(&Device::Cpu)?.to_dtype(DType::F32)?);
+            // Detached: the head's variables track gradients, and a kept output would keep its
+            // batch's whole forward graph alive (2 GB for 300 videos of the large synthetic set).
+            part.push(
+                tensor
+                    .detach()
+                    .to_device(&Device::Cpu)?
+                    .to_dtype(DType::F32)?,
+            );
         }
     }
     let [clip, sentence, video, paragraph] = parts.map(|p| Tensor::cat(&p, 0));

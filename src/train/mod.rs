@@ -14,7 +14,7 @@ pub use data::{BatchLimits, CorpusView, PackedView, TrainBatch, make_batch};
 pub use evaluate::{RetrievalReport, SplitEmbeddings, embed_corpus, retrieval};
 pub use objective::{LossKind, LossSettings, Objective};
 pub use radam::{RAdam, RAdamConfig};
-pub use run::{EpochRecord, Outcome, RunStore, TrainConfig, TrainEvent, train};
+pub use run::{EpochRecord, MemoryStore, Outcome, RunStore, TrainConfig, TrainEvent, train};
 pub use schedule::{LrSchedule, Plateau, PlateauConfig};
 
 use thiserror::Error;

@@ -110,6 +110,35 @@ pub trait RunStore {
     fn load_state(&mut self) -> Result<Option<Vec<u8>>, TrainError>;
 }
 
+/// Keeps what a run writes in memory, for tests, benchmarks and previews that need no files.
+/// Metrics of an epoch that is written again (a resumed run) replace the earlier ones.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    pub metrics: Vec<EpochRecord>,
+    /// Weights (safetensors bytes) and the JSON sidecar of the best epoch.
+    pub checkpoint: Option<(Vec<u8>, String)>,
+    pub state: Option<Vec<u8>>,
+}
+
+impl RunStore for MemoryStore {
+    fn append_metrics(&mut self, record: &EpochRecord) -> Result<(), TrainError> {
+        self.metrics.retain(|r| r.epoch < record.epoch);
+        self.metrics.push(record.clone());
+        Ok(())
+    }
+    fn save_checkpoint(&mut self, weights: &[u8], sidecar: &str) -> Result<(), TrainError> {
+        self.checkpoint = Some((weights.to_vec(), sidecar.to_string()));
+        Ok(())
+    }
+    fn save_state(&mut self, state: &[u8]) -> Result<(), TrainError> {
+        self.state = Some(state.to_vec());
+        Ok(())
+    }
+    fn load_state(&mut self) -> Result<Option<Vec<u8>>, TrainError> {
+        Ok(self.state.clone())
+    }
+}
+
 /// A 64-bit mix (SplitMix64's finaliser): independent seeds for each epoch and step.
 fn mix(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -315,7 +344,10 @@ pub fn train(
         }
 
         events.send_important(TrainEvent::Validating { epoch });
-        let embeddings = embed_corpus(&head, validation, limits, config.videos_per_batch, device)?;
+        // A frozen view of the current weights: no gradient graph is built while embedding.
+        let frozen = EmbeddingHead::frozen(&varmap, &config.head, device)?;
+        let embeddings =
+            embed_corpus(&frozen, validation, limits, config.videos_per_batch, device)?;
         let validation_report = retrieval(&embeddings)?;
         let score = validation_report.score();
         progress.schedule.end_epoch(optimizer.steps(), score);
