@@ -15,7 +15,7 @@ use anyhow::{Context, Result, bail};
 use candle_core::Device;
 use crossclr::cli::setup_run::{corpus, train_config};
 use crossclr::jobs::{CancelToken, progress_channel};
-use crossclr::model::load_checkpoint;
+use crossclr::model::{EmbeddingHead, load_checkpoint};
 use crossclr::project::config::{EncoderSpec, Head, LossKind as Loss, LossMode};
 use crossclr::project::{ProjectConfig, SplitFeatures};
 use crossclr::synth::{SynthConfig, generate};
@@ -108,7 +108,8 @@ fn train_and_test(
         bail!("training stopped early: {outcome:?}");
     }
     let (weights, sidecar) = store.checkpoint.context("training wrote no checkpoint")?;
-    let (head, _, meta) = load_checkpoint(&weights, &sidecar, device)?;
+    let (_, varmap, meta) = load_checkpoint(&weights, &sidecar, device)?;
+    let head = EmbeddingHead::frozen(&varmap, &meta.head, device)?;
     let limits = BatchLimits {
         max_steps: config.model.max_frames,
         max_context_steps: config.model.max_context_frames,

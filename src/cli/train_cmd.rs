@@ -7,25 +7,12 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::loss_cmd::{LossKind as LossArg, ModeArg};
 use super::setup_run::{RunFiles, corpus, device, load_split, train_config};
 use crate::jobs::{CancelToken, progress_channel};
 use crate::project::config::{Head, LossKind, LossMode};
 use crate::project::{Project, write_atomic};
 use crate::train::{EpochRecord, Outcome, TrainEvent, train};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LossArg {
-    Crossclr,
-    Infonce,
-    Maxmargin,
-    Xmlnet,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ModeArg {
-    Paper,
-    Official,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum HeadArg {
