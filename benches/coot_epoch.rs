@@ -139,13 +139,12 @@ fn append_view(
     }
 }
 
+/// Frames and tokens of the next clip.
+type Lengths = dyn Fn(&mut ChaCha8Rng) -> (usize, usize);
+
 /// Clips per video: `clips[v]`; every clip `FRAMES` frames and `TOKENS` tokens, or the lengths
 /// `lengths(rng)` gives when set (the twin check's variable lengths).
-fn make_split(
-    seed: u64,
-    clips: &[usize],
-    lengths: Option<&dyn Fn(&mut ChaCha8Rng) -> (usize, usize)>,
-) -> Split {
+fn make_split(seed: u64, clips: &[usize], lengths: Option<&Lengths>) -> Split {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let scale = 1.0 / (LATENT as f64).sqrt();
     let video_map = gaussian(&mut rng, VIDEO_DIM * LATENT, scale);
@@ -533,7 +532,7 @@ fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     let mid = sorted.len() / 2;
-    if sorted.len() % 2 == 0 {
+    if sorted.len().is_multiple_of(2) {
         0.5 * (sorted[mid - 1] + sorted[mid])
     } else {
         sorted[mid]
