@@ -6,6 +6,7 @@ pub mod cli;
 pub mod crossclr;
 pub mod eval;
 pub mod jobs;
+pub mod media;
 pub mod model;
 pub mod process;
 pub mod project;
