@@ -818,3 +818,28 @@ fn new_from_videos_refuses_bad_arguments_and_leaves_nothing() {
         "{stdout}"
     );
 }
+
+#[test]
+fn split_settings_in_crossclr_toml_are_checked_when_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "crossclr.toml",
+        "[source]\nkind = \"videos\"\nsplit_seed = 3\nval_fraction = 1.5\n",
+    );
+    let error = Project::open(dir.path()).unwrap_err().to_string();
+    assert!(
+        error.contains("crossclr.toml") && error.contains("`source.val_fraction` is 1.5"),
+        "{error}"
+    );
+    write(
+        dir.path(),
+        "crossclr.toml",
+        "[source]\nkind = \"videos\"\nsplit_seed = 3\nval_fraction = 0.25\n",
+    );
+    let source = Project::open(dir.path()).unwrap().config().source.clone();
+    assert_eq!(
+        (source.split_seed, source.val_fraction, source.test_fraction),
+        (Some(3), Some(0.25), None)
+    );
+}

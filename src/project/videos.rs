@@ -11,7 +11,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use super::captions::{CaptionFormat, CaptionProblem, CaptionedClip, read_captions};
+use super::captions::{CaptionFormat, CaptionProblem, read_captions};
 use super::config::{ProjectConfig, SourceKind};
 use super::error::ProjectError;
 use super::manifest::ManifestEntry;
@@ -157,7 +157,7 @@ pub fn import_videos(
     fractions
         .check()
         .map_err(|message| ProjectError::file(captions, message))?;
-    let read = read_captions(captions)?;
+    let mut read = read_captions(captions)?;
     if read.clips.is_empty() {
         let first = read
             .problems
@@ -186,13 +186,13 @@ pub fn import_videos(
     }
 
     // Videos in the order the captions first name them; each caption key resolved once.
-    let mut groups: Vec<VideoGroup<'_>> = Vec::new();
+    let mut groups: Vec<VideoGroup> = Vec::new();
     let mut group_of_file: HashMap<usize, usize> = HashMap::new();
     let mut resolved: HashMap<&str, Option<usize>> = HashMap::new();
     let mut missing: Vec<MissingVideo> = Vec::new();
     let mut missing_index: HashMap<&str, usize> = HashMap::new();
     let mut clip_problems = Vec::new();
-    for clip in &read.clips {
+    for (index, clip) in read.clips.iter().enumerate() {
         let file = match resolved.get(clip.video.as_str()) {
             Some(file) => *file,
             None => {
@@ -254,7 +254,7 @@ pub fn import_videos(
             (Some(split), None) => group.split = Some((split.clone(), clip.origin.to_string())),
             _ => {}
         }
-        group.clips.push(clip);
+        group.clips.push(index);
     }
     if groups.is_empty() {
         let sample = |names: Vec<&str>| names.into_iter().take(3).collect::<Vec<_>>().join(", ");
@@ -280,51 +280,80 @@ pub fn import_videos(
     let seeded_splits = split_by_video(&unsplit, &fractions);
     let seeded = (!unsplit.is_empty()).then_some(fractions);
 
-    let mut used_keys: HashMap<String, String> = HashMap::new();
+    // Every clip's key, checked for uniqueness before any is moved into an entry.
+    let mut keys: Vec<Option<String>> = vec![None; read.clips.len()];
+    for group in &groups {
+        for (ordinal, &index) in group.clips.iter().enumerate() {
+            let clip = &read.clips[index];
+            keys[index] = Some(match (&clip.clip, clip.id) {
+                (Some(key), _) => key.clone(),
+                (None, Some(id)) => format!("{}#{id}", group.key),
+                (None, None) => format!("{}#{ordinal}", group.key),
+            });
+        }
+    }
+    let mut duplicate = vec![false; read.clips.len()];
+    let mut first_use: HashMap<&str, usize> = HashMap::new();
+    for &index in groups.iter().flat_map(|g| &g.clips) {
+        let Some(key) = keys[index].as_deref() else {
+            continue;
+        };
+        if let Some(&first) = first_use.get(key) {
+            clip_problems.push(CaptionProblem {
+                location: read.clips[index].origin.clone(),
+                reason: format!(
+                    "clip key {key:?} is already used by {}",
+                    read.clips[first].origin
+                ),
+            });
+            duplicate[index] = true;
+        } else {
+            first_use.insert(key, index);
+        }
+    }
+    drop(first_use);
+
+    // Captions move from what was read into the entries: a large file is not held twice.
     let mut manifest_of_split: HashMap<String, Vec<ManifestEntry>> = HashMap::new();
     for group in &groups {
         let split = match &group.split {
             Some((split, _)) => split.clone(),
             None => seeded_splits[group.key.as_str()].to_string(),
         };
-        let mut clips: Vec<(&CaptionedClip, String)> = Vec::new();
-        for (ordinal, clip) in group.clips.iter().enumerate() {
-            let key = match (&clip.clip, clip.id) {
-                (Some(key), _) => key.clone(),
-                (None, Some(id)) => format!("{}#{id}", group.key),
-                (None, None) => format!("{}#{ordinal}", group.key),
-            };
-            if let Some(first) = used_keys.get(&key) {
-                clip_problems.push(CaptionProblem {
-                    location: clip.origin.clone(),
-                    reason: format!("clip key {key:?} is already used by {first}"),
-                });
-                continue;
-            }
-            used_keys.insert(key.clone(), clip.origin.to_string());
-            clips.push((clip, key));
-        }
+        let mut members: Vec<usize> = group
+            .clips
+            .iter()
+            .copied()
+            .filter(|&index| !duplicate[index])
+            .collect();
         // Clips in time order (the order the global level reads a video in); clips without
         // times keep the file's order.
-        if clips.iter().all(|(clip, _)| clip.start.is_some()) {
-            clips.sort_by(|(a, _), (b, _)| {
-                let start = |clip: &CaptionedClip| clip.start.unwrap_or_default();
+        if members
+            .iter()
+            .all(|&index| read.clips[index].start.is_some())
+        {
+            members.sort_by(|&a, &b| {
+                let start = |index: usize| read.clips[index].start.unwrap_or_default();
                 start(a).total_cmp(&start(b))
             });
         }
         let path = &folder.files()[group.file];
-        manifest_of_split
-            .entry(split.clone())
-            .or_default()
-            .extend(clips.into_iter().map(|(clip, key)| ManifestEntry {
+        let entries = manifest_of_split.entry(split.clone()).or_default();
+        for index in members {
+            let Some(key) = keys[index].take() else {
+                continue;
+            };
+            let clip = &mut read.clips[index];
+            entries.push(ManifestEntry {
                 clip: key,
                 video: group.key.clone(),
                 split: split.clone(),
                 start: clip.start,
                 end: clip.end,
-                caption: Some(clip.caption.clone()),
+                caption: Some(std::mem::take(&mut clip.caption)),
                 path: Some(path.clone()),
-            }));
+            });
+        }
     }
     let mut split_names: Vec<String> = manifest_of_split.keys().cloned().collect();
     sort_splits(&mut split_names);
@@ -355,12 +384,13 @@ pub fn import_videos(
 }
 
 /// The captions of one video file.
-struct VideoGroup<'a> {
+struct VideoGroup {
     file: usize,
     key: String,
     /// The split the file gives the video, and where it first did.
     split: Option<(String, String)>,
-    clips: Vec<&'a CaptionedClip>,
+    /// Indexes into the captions read, in file order.
+    clips: Vec<usize>,
 }
 
 /// Assigns each video a split: the videos are ordered by a seeded hash of their key, the first
