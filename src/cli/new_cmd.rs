@@ -269,7 +269,7 @@ fn print_video_summary(
         "  videos   {}: {} files, {} with captions",
         source.videos.as_deref().unwrap_or(""),
         import.video_files,
-        import.video_files - import.uncaptioned.len() - import.unnamed_files
+        import.video_files - import.uncaptioned.len()
     )?;
     writeln!(out, "  {:<10} {:>8} {:>8}", "split", "clips", "videos")?;
     for (split, clips, videos) in import.split_counts() {

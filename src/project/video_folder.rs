@@ -218,6 +218,30 @@ mod tests {
         assert_eq!(folder.files(), ["b.mp4", "sub/a.MKV", "sub/deeper/c.webm"]);
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn linked_folders_are_followed_once_even_in_a_cycle() {
+        let (dir, _) = folder(&["sub/a.mp4"]);
+        std::os::unix::fs::symlink(dir.path(), dir.path().join("sub/back")).unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("b.mp4"), b"").unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("linked")).unwrap();
+        let folder = VideoFolder::scan(dir.path()).unwrap();
+        assert_eq!(folder.files(), ["linked/b.mp4", "sub/a.mp4"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_file_name_that_is_not_utf8_is_set_aside() {
+        use std::os::unix::ffi::OsStrExt;
+        let (dir, _) = folder(&["ok.mp4"]);
+        let odd = dir.path().join(std::ffi::OsStr::from_bytes(b"caf\xe9.mp4"));
+        std::fs::write(&odd, b"").unwrap();
+        let folder = VideoFolder::scan(dir.path()).unwrap();
+        assert_eq!(folder.files(), ["ok.mp4"]);
+        assert_eq!(folder.unnamed(), [odd]);
+    }
+
     #[test]
     fn keys_name_files_by_path_name_or_stem() {
         let (_dir, folder) = folder(&["101/GLd3aX16zBg.mp4", "video0.mp4", "a/x.mp4", "b/x.mp4"]);

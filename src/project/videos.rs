@@ -79,7 +79,7 @@ pub struct VideoImport {
     pub ignored_columns: Vec<String>,
     /// Captions skipped after reading: a split unlike their video's, a clip key used before.
     pub clip_problems: Vec<CaptionProblem>,
-    /// Video files in the folder.
+    /// Video files in the folder that a caption key can name (all but `unnamed_files`).
     pub video_files: usize,
     /// Caption keys without a file, in the order the captions file names them.
     pub missing: Vec<MissingVideo>,
