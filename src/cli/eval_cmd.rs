@@ -141,6 +141,7 @@ fn latest_run(project: &Project) -> Result<String> {
 
 fn run_project(args: &EvalArgs, dir: &std::path::Path) -> Result<()> {
     let project = Project::open(dir)?;
+    project.check_features()?;
     let config = project.config();
     let name = match &args.run {
         Some(name) => name.clone(),

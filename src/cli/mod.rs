@@ -26,7 +26,8 @@ pub enum Command {
     /// Retrieval metrics (R@1/5/10/50, median and mean rank): of a trained run on a project's
     /// split, both directions at clip/sentence and video/paragraph level, or of a similarity matrix.
     Eval(eval_cmd::EvalArgs),
-    /// Make a project from precomputed features (a safetensors file, or COOT's HDF5 layout).
+    /// Make a project: from precomputed features (a safetensors file, or COOT's HDF5 layout), or
+    /// from a folder of videos and their captions.
     New(new_cmd::NewArgs),
     /// Write a project of synthetic features with planted semantic duplicates.
     Synth(synth_cmd::SynthArgs),

@@ -1,6 +1,7 @@
-//! `crossclr new DIR --features F.safetensors` or `crossclr new DIR --coot meta_all.json
-//! --video-h5 V.h5 --text-h5 T.h5 --sentence-splits S.json`: makes a project from precomputed
-//! features.
+//! `crossclr new DIR --features F.safetensors`, `crossclr new DIR --coot meta_all.json
+//! --video-h5 V.h5 --text-h5 T.h5 --sentence-splits S.json` (projects from precomputed
+//! features) or `crossclr new DIR --videos V/ --captions C` (a project of videos and captions,
+//! encoded later by `crossclr ingest`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -9,12 +10,14 @@ use anyhow::{Context, Result};
 use clap::{ArgGroup, Args};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::project::captions::Location;
 use crate::project::config::{ProjectConfig, SourceKind};
 use crate::project::coot::{CootPaths, import_coot};
 use crate::project::import::{Import, import_features};
+use crate::project::videos::{SplitFractions, VideoImport, import_videos};
 
 #[derive(Debug, Args)]
-#[command(group(ArgGroup::new("source").required(true).args(["features", "coot"])))]
+#[command(group(ArgGroup::new("source").required(true).args(["features", "coot", "videos"])))]
 pub struct NewArgs {
     /// The project directory to create; it must be missing or empty.
     pub dir: PathBuf,
@@ -42,6 +45,28 @@ pub struct NewArgs {
     /// recorded as model.max_frames. Default: 80.
     #[arg(long, value_name = "N", requires = "coot")]
     pub max_frames: Option<usize>,
+    /// Folder of video files (searched recursively) named by the captions (needs --captions).
+    #[arg(long, value_name = "FOLDER", requires = "captions")]
+    pub videos: Option<PathBuf>,
+    /// Captions of the videos: CSV (video,caption[,start,end]), JSON Lines ({"video",
+    /// "caption", "start", "end", "split"} per line), MSR-VTT's videodatainfo JSON or YouCook2's
+    /// annotations JSON.
+    #[arg(long, value_name = "FILE", requires = "videos")]
+    pub captions: Option<PathBuf>,
+    /// Seed of the split by video, for videos whose split the captions do not give.
+    #[arg(
+        long,
+        value_name = "S",
+        requires = "videos",
+        value_parser = clap::value_parser!(u64).range(..=i64::MAX as u64)
+    )]
+    pub split_seed: Option<u64>,
+    /// Fraction of those videos put in `val`. Default: 0.1.
+    #[arg(long, value_name = "F", requires = "videos")]
+    pub val_fraction: Option<f64>,
+    /// Fraction of those videos put in `test`. Default: 0.1.
+    #[arg(long, value_name = "F", requires = "videos")]
+    pub test_fraction: Option<f64>,
     /// Project name (default: the directory's name).
     #[arg(long)]
     pub name: Option<String>,
@@ -51,6 +76,9 @@ pub fn run(args: &NewArgs) -> Result<()> {
     let mut config = ProjectConfig::default();
     if let Some(name) = &args.name {
         config.project.name = name.clone();
+    }
+    if let (Some(videos), Some(captions)) = (&args.videos, &args.captions) {
+        return new_from_videos(args, config, videos, captions);
     }
     let import = if let Some(features) = &args.features {
         config.source.kind = SourceKind::Features;
@@ -177,4 +205,195 @@ fn print_summary(
         }
     }
     Ok(())
+}
+
+/// How many names of a long list (missing videos, uncaptioned files, bad entries) are printed.
+const SHOWN: usize = 5;
+
+fn new_from_videos(
+    args: &NewArgs,
+    mut config: ProjectConfig,
+    videos: &Path,
+    captions: &Path,
+) -> Result<()> {
+    let defaults = SplitFractions::default();
+    let fractions = SplitFractions {
+        seed: args.split_seed.unwrap_or(defaults.seed),
+        val: args.val_fraction.unwrap_or(defaults.val),
+        test: args.test_fraction.unwrap_or(defaults.test),
+    };
+    fractions
+        .check()
+        .map_err(|e| anyhow::anyhow!("--val-fraction/--test-fraction: {e}"))?;
+    let import = import_videos(videos, captions, fractions)?;
+    import.configure(&mut config, videos, captions);
+    let project = import
+        .write(&args.dir, config)
+        .with_context(|| format!("cannot create the project in {}", args.dir.display()))?;
+    let split_flags =
+        args.split_seed.is_some() || args.val_fraction.is_some() || args.test_fraction.is_some();
+    let mut out = std::io::stdout().lock();
+    print_video_summary(
+        &mut out,
+        &project.dir().display().to_string(),
+        project.config(),
+        &import,
+        split_flags,
+    )?;
+    Ok(())
+}
+
+fn print_video_summary(
+    out: &mut impl Write,
+    dir: &str,
+    config: &ProjectConfig,
+    import: &VideoImport,
+    split_flags: bool,
+) -> std::io::Result<()> {
+    let source = &config.source;
+    writeln!(
+        out,
+        "created {dir} · project {:?} · source videos",
+        config.project.name
+    )?;
+    writeln!(
+        out,
+        "  captions {} ({}): {} read, {} entries skipped",
+        source.captions.as_deref().unwrap_or(""),
+        import.format,
+        import.captions_read,
+        import.caption_problems.len()
+    )?;
+    writeln!(
+        out,
+        "  videos   {}: {} files, {} with captions",
+        source.videos.as_deref().unwrap_or(""),
+        import.video_files,
+        import.video_files - import.uncaptioned.len()
+    )?;
+    writeln!(out, "  {:<10} {:>8} {:>8}", "split", "clips", "videos")?;
+    for (split, clips, videos) in import.split_counts() {
+        writeln!(out, "  {split:<10} {clips:>8} {videos:>8}")?;
+    }
+    match import.seeded {
+        None => {
+            writeln!(out, "  splits as the captions file gives them")?;
+            if split_flags {
+                writeln!(
+                    out,
+                    "  (--split-seed, --val-fraction and --test-fraction were not needed: the \
+                     file gives every video's split)"
+                )?;
+            }
+        }
+        Some(f) => writeln!(
+            out,
+            "  {} videos split by seed {} (val {}, test {}){}",
+            import
+                .split_counts()
+                .iter()
+                .map(|(_, _, videos)| videos)
+                .sum::<usize>()
+                - import.videos_with_given_split,
+            f.seed,
+            f.val,
+            f.test,
+            if import.videos_with_given_split > 0 {
+                format!(
+                    "; {} as the captions file gives",
+                    import.videos_with_given_split
+                )
+            } else {
+                String::new()
+            }
+        )?,
+    }
+    if !import.ignored_columns.is_empty() {
+        writeln!(
+            out,
+            "  ignored CSV columns: {}",
+            import.ignored_columns.join(", ")
+        )?;
+    }
+    let problems = import.caption_problems.len() + import.clip_problems.len();
+    let skipped = problems
+        + import.missing.iter().map(|m| m.captions).sum::<usize>()
+        + import.uncaptioned.len()
+        + import.unnamed_files;
+    if skipped == 0 {
+        writeln!(out, "made {} clips; nothing skipped", import.num_clips())?;
+    } else {
+        writeln!(out, "made {} clips; skipped:", import.num_clips())?;
+        if problems > 0 {
+            writeln!(out, "  {problems} bad caption entries:")?;
+            for problem in import
+                .caption_problems
+                .iter()
+                .chain(&import.clip_problems)
+                .take(SHOWN)
+            {
+                let file = short_name(source.captions.as_deref());
+                match &problem.location {
+                    Location::Line(line) => writeln!(out, "    {file}:{line}: {}", problem.reason)?,
+                    Location::Json(path) => {
+                        writeln!(out, "    {file}: {path}: {}", problem.reason)?
+                    }
+                }
+            }
+            if problems > SHOWN {
+                writeln!(out, "    … and {} more", problems - SHOWN)?;
+            }
+        }
+        if !import.missing.is_empty() {
+            writeln!(
+                out,
+                "  {} captions of {} videos not in the folder: {}",
+                import.missing.iter().map(|m| m.captions).sum::<usize>(),
+                import.missing.len(),
+                first_few(
+                    import.missing.iter().map(|m| m.key.as_str()),
+                    import.missing.len()
+                )
+            )?;
+        }
+        if !import.uncaptioned.is_empty() {
+            writeln!(
+                out,
+                "  {} video files without captions: {}",
+                import.uncaptioned.len(),
+                first_few(
+                    import.uncaptioned.iter().map(String::as_str),
+                    import.uncaptioned.len()
+                )
+            )?;
+        }
+        if import.unnamed_files > 0 {
+            writeln!(
+                out,
+                "  {} video files whose path is not UTF-8 (no caption can name them)",
+                import.unnamed_files
+            )?;
+        }
+    }
+    writeln!(
+        out,
+        "next: `crossclr ingest {dir}` decodes the videos and encodes the captions"
+    )
+}
+
+/// The file name of a recorded path, to prefix problem lines without the whole path.
+fn short_name(path: Option<&str>) -> String {
+    path.map(Path::new)
+        .and_then(Path::file_name)
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn first_few<'a>(names: impl Iterator<Item = &'a str>, total: usize) -> String {
+    let shown: Vec<&str> = names.take(SHOWN).collect();
+    if total > shown.len() {
+        format!("{}, …", shown.join(", "))
+    } else {
+        shown.join(", ")
+    }
 }

@@ -126,6 +126,7 @@ fn epoch_line(record: &EpochRecord) -> String {
 
 pub fn run(args: &TrainArgs) -> Result<()> {
     let project = Project::open(&args.project)?;
+    project.check_features()?;
     let config = settings(&project, args);
     config
         .validate()

@@ -56,8 +56,10 @@ pub enum SourceKind {
     Videos,
 }
 
-/// Where the project's data came from. The paths are a record for the user; nothing rereads them
-/// after `crossclr new` (the features are copied into the project).
+/// Where the project's data came from. The feature paths are a record for the user; nothing
+/// rereads them after `crossclr new` (the features are copied into the project). A project made
+/// from videos keeps its videos where they are: the manifest's paths are relative to `videos`, so
+/// moving the folder means editing that one key.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SourceSection {
@@ -76,6 +78,14 @@ pub struct SourceSection {
     pub videos: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub captions: Option<String>,
+    /// How videos without a split in the captions file were split (by video, seeded); absent
+    /// when the file gave every video's split.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub split_seed: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub val_fraction: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_fraction: Option<f64>,
 }
 
 /// The encoders whose outputs the features are. Absent until the features exist (a project made
@@ -302,6 +312,16 @@ impl ProjectConfig {
                 if spec.dim == 0 {
                     return Err(format!("`{key}.dim` is 0; expected the feature width"));
                 }
+            }
+        }
+        for (key, value) in [
+            ("source.val_fraction", self.source.val_fraction),
+            ("source.test_fraction", self.source.test_fraction),
+        ] {
+            if let Some(value) = value
+                && !(0.0..1.0).contains(&value)
+            {
+                return Err(format!("`{key}` is {value}; expected 0 ≤ fraction < 1"));
             }
         }
         let m = &self.model;

@@ -45,6 +45,8 @@ pub enum ProjectError {
         "`{name}` cannot be a split name; use letters, digits, `_`, `-` and `.`, not starting with `.`"
     )]
     SplitName { name: String },
+    #[error("{} has no features yet; {next_step}", dir.display())]
+    NoFeatures { dir: PathBuf, next_step: String },
     #[error("split `{split}` has no feature file {}", path.display())]
     NoSuchSplit { split: String, path: PathBuf },
 }

@@ -90,32 +90,12 @@ impl Import {
     /// feature file per split. If writing fails part-way (a full disk), what this call wrote is
     /// removed again, so the same command can simply be rerun.
     pub fn write(&self, dir: &Path, config: ProjectConfig) -> Result<Project, ProjectError> {
-        let existed = dir.exists();
-        let project = Project::create(dir, config)?;
-        let written = project.write_manifest(&self.manifest).and_then(|()| {
+        Project::create_filled(dir, config, |project| {
+            project.write_manifest(&self.manifest)?;
             self.splits
                 .iter()
                 .try_for_each(|split| project.save_split(split))
-        });
-        if let Err(error) = written {
-            // `create` succeeded, so the directory was missing or empty: everything in it is ours.
-            let _ = if existed {
-                std::fs::read_dir(dir).map(|entries| {
-                    for entry in entries.flatten() {
-                        let path = entry.path();
-                        let _ = if path.is_dir() {
-                            std::fs::remove_dir_all(&path)
-                        } else {
-                            std::fs::remove_file(&path)
-                        };
-                    }
-                })
-            } else {
-                std::fs::remove_dir_all(dir)
-            };
-            return Err(error);
-        }
-        Ok(project)
+        })
     }
 }
 

@@ -5,17 +5,21 @@
 //! reads projects through it.
 
 pub mod atomic;
+pub mod captions;
 pub mod config;
 pub mod coot;
 mod error;
 pub mod features;
 pub mod import;
 pub mod manifest;
+pub mod video_folder;
+pub mod videos;
 
 use std::path::{Path, PathBuf};
 
 pub use atomic::{replace_atomic, write_atomic, write_atomic_with, write_safetensors_atomic};
 pub use config::ProjectConfig;
+use config::SourceKind;
 pub use error::ProjectError;
 pub use features::{Sequences, SplitFeatures};
 pub use manifest::{LineProblem, Manifest, ManifestEntry};
@@ -85,6 +89,40 @@ impl Project {
             config,
         };
         project.config.save(&project.config_path())?;
+        Ok(project)
+    }
+
+    /// Creates the project like [`Project::create`], then lets `fill` write its contents. If
+    /// `fill` fails part-way (a full disk), everything this call wrote is removed again, so the
+    /// same command can simply be rerun.
+    pub fn create_filled<F>(
+        dir: &Path,
+        config: ProjectConfig,
+        fill: F,
+    ) -> Result<Self, ProjectError>
+    where
+        F: FnOnce(&Project) -> Result<(), ProjectError>,
+    {
+        let existed = dir.exists();
+        let project = Self::create(dir, config)?;
+        if let Err(error) = fill(&project) {
+            // `create` succeeded, so the directory was missing or empty: everything in it is ours.
+            let _ = if existed {
+                std::fs::read_dir(dir).map(|entries| {
+                    for entry in entries.flatten() {
+                        let path = entry.path();
+                        let _ = if path.is_dir() {
+                            std::fs::remove_dir_all(&path)
+                        } else {
+                            std::fs::remove_file(&path)
+                        };
+                    }
+                })
+            } else {
+                std::fs::remove_dir_all(dir)
+            };
+            return Err(error);
+        }
         Ok(project)
     }
 
@@ -203,6 +241,39 @@ impl Project {
     pub fn save_split(&self, features: &SplitFeatures) -> Result<(), ProjectError> {
         check_split_name(&features.split)?;
         features.save(&self.features_path(&features.split))
+    }
+
+    /// Checks that the project has features to train on: encoders recorded and at least one
+    /// split's file. A project made from videos has none until `crossclr ingest`, which the
+    /// error says.
+    pub fn check_features(&self) -> Result<(), ProjectError> {
+        let encoders = &self.config.encoders;
+        if encoders.video.is_some() && encoders.text.is_some() && !self.splits()?.is_empty() {
+            return Ok(());
+        }
+        let next_step = match self.config.source.kind {
+            SourceKind::Videos => format!(
+                "run `crossclr ingest {}` first to decode its videos and encode its captions",
+                self.dir.display()
+            ),
+            SourceKind::Features | SourceKind::Coot => {
+                "make it again with `crossclr new` from its feature files".to_string()
+            }
+        };
+        Err(ProjectError::NoFeatures {
+            dir: self.dir.clone(),
+            next_step,
+        })
+    }
+
+    /// The video file of a manifest entry: its `path`, relative to the project's
+    /// `source.videos` folder (an absolute `path` stands as it is).
+    pub fn video_path(&self, entry: &ManifestEntry) -> Option<PathBuf> {
+        let path = Path::new(entry.path.as_deref()?);
+        Some(match &self.config.source.videos {
+            Some(folder) => Path::new(folder).join(path),
+            None => path.to_path_buf(),
+        })
     }
 
     /// Reads the manifest; bad lines come back as problems, not errors.
