@@ -204,6 +204,62 @@ fn media_time_counts_from_the_container_start() {
     assert!((frames[1].seconds - 1.0).abs() < 1e-6);
 }
 
+#[test]
+fn targets_before_the_first_picture_get_the_first_picture() {
+    let dir = tempfile::tempdir().unwrap();
+    // Sound from 0 s, pictures from about 0.5 s (no frames made up to fill the gap): media time
+    // 0 is the sound's start.
+    let video = dir.path().join("late_video.mp4");
+    let clock = colour_clock(64, 48, 25, 3.0);
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=f=440:d=3.5",
+        "-itsoffset",
+        "0.5",
+        "-f",
+        "lavfi",
+        "-i",
+        &clock,
+        "-map",
+        "0:a",
+        "-map",
+        "1:v",
+        "-c:a",
+        "aac",
+        "-c:v",
+        "libx264",
+        "-bf",
+        "3",
+        "-pix_fmt",
+        "yuv420p",
+        "-fps_mode",
+        "passthrough",
+        video.to_str().unwrap(),
+    ]);
+    let info = probe(&video).unwrap();
+    assert!(info.start_s.abs() < 0.05, "{info:?}");
+    let asked = [0.1, 1.01, 2.01, 0.3];
+    let sampled = sample_video(
+        &video,
+        &FrameRequest::Times(asked.to_vec()),
+        &small(16, 16),
+        &CancelToken::new(),
+    )
+    .unwrap();
+    let readings: Vec<u32> = sampled.frames.iter().map(clock_reading).collect();
+    // Pictures start at 0.52 s (0.5 s and the AAC encoder's priming), frame n at 0.52 + n / 25.
+    assert_eq!(readings, vec![0, 12, 37, 0]);
+    assert!(
+        (sampled.frames[0].seconds - 0.52).abs() < 0.01,
+        "{}",
+        sampled.frames[0].seconds
+    );
+    // Still by seeking, not by reading the file from the start.
+    assert!(sampled.stats.seeks >= 1, "{:?}", sampled.stats);
+}
+
 /// Samples four times of `video` at display size and compares each frame with ffmpeg's.
 fn matches_ffmpeg(video: &std::path::Path, duration: f64) -> Vec<RgbFrame> {
     let asked: Vec<f64> = [0.1, 0.37, 0.61, 0.93]

@@ -98,6 +98,17 @@ pub struct DecodeStats {
 }
 
 impl DecodeStats {
+    /// The cost since `earlier` was taken from the same decoder.
+    pub fn since(&self, earlier: &DecodeStats) -> DecodeStats {
+        DecodeStats {
+            packets_decoded: self.packets_decoded - earlier.packets_decoded,
+            packets_skippable: self.packets_skippable - earlier.packets_skippable,
+            frames_decoded: self.frames_decoded - earlier.frames_decoded,
+            seeks: self.seeks - earlier.seeks,
+            corrupt_packets: self.corrupt_packets - earlier.corrupt_packets,
+        }
+    }
+
     pub fn add(&mut self, other: &DecodeStats) {
         self.packets_decoded += other.packets_decoded;
         self.packets_skippable += other.packets_skippable;
@@ -211,12 +222,19 @@ impl PacketPosition {
     }
 }
 
-/// How to reach a target: seek with this upper bound (container microseconds) and decoding
-/// starts at the keyframe packet found there.
+/// How to reach a target: the seek to make, and the keyframe packet decoding then starts at.
 #[derive(Debug, Clone, Copy)]
 struct SeekPoint {
-    max_us: i64,
+    seek: Seek,
     keyframe: PacketPosition,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seek {
+    /// To the last keyframe at or before this container time (microseconds).
+    AtOrBefore(i64),
+    /// To the first keyframe, for targets before it.
+    Start,
 }
 
 enum Pick {
@@ -321,17 +339,11 @@ impl VideoDecoder {
         let targets = self.targets(request)?;
         let before = self.stats;
         let frames = self.frames_at(&targets, size, cancel)?;
-        let mut stats = self.stats;
-        stats.packets_decoded -= before.packets_decoded;
-        stats.packets_skippable -= before.packets_skippable;
-        stats.frames_decoded -= before.frames_decoded;
-        stats.seeks -= before.seeks;
-        stats.corrupt_packets -= before.corrupt_packets;
         Ok(SampledFrames {
             path: self.path.clone(),
             targets,
             frames,
-            stats,
+            stats: self.stats.since(&before),
         })
     }
 
@@ -364,7 +376,7 @@ impl VideoDecoder {
                     Some(last) => point.keyframe.is_after(&last),
                 };
                 if behind {
-                    self.seek(point.max_us)?;
+                    self.seek(point.seek)?;
                 }
             }
             frames[index] = Some(self.frame_at(target, size, cancel)?);
@@ -401,13 +413,22 @@ impl VideoDecoder {
                 return Err(MediaError::Cancelled);
             }
             let limit = self.ticks_at(target);
-            let mut max_us = (self.origin_us() + target * MICROS).floor() as i64;
+            let mut seek = Seek::AtOrBefore((self.origin_us() + target * MICROS).floor() as i64);
             let mut found: Option<SeekPoint> = None;
             // A keyframe is found by its decoding time, but may be shown after the target (its
             // B-frames come first); then the target lies in the group before, so look earlier.
             for _ in 0..8 {
-                if self.input.seek(max_us, ..max_us).is_err() {
-                    return Ok(None);
+                if self.seek_input(seek).is_err() {
+                    match (found, seek) {
+                        // Nothing at or before the target: it precedes the first keyframe.
+                        (None, Seek::AtOrBefore(_)) => {
+                            seek = Seek::Start;
+                            continue;
+                        }
+                        (None, Seek::Start) => return Ok(None),
+                        // No earlier keyframe: the one found is the first.
+                        (Some(_), _) => break,
+                    }
                 }
                 let Some((keyframe, shown)) = self.read_keyframe_position() else {
                     break;
@@ -415,7 +436,10 @@ impl VideoDecoder {
                 if found.is_some_and(|f| f.keyframe == keyframe) {
                     break;
                 }
-                found = Some(SeekPoint { max_us, keyframe });
+                found = Some(SeekPoint { seek, keyframe });
+                let Seek::AtOrBefore(max_us) = seek else {
+                    break;
+                };
                 if shown.is_none_or(|ts| ts <= limit) {
                     break;
                 }
@@ -424,7 +448,7 @@ impl VideoDecoder {
                     .unwrap_or(i64::MAX)
                     .min(shown.unwrap_or(i64::MAX));
                 let earliest_us = (earliest as f64 * self.tick * MICROS).floor() as i64;
-                max_us = earliest_us.min(max_us) - 1;
+                seek = Seek::AtOrBefore(earliest_us.min(max_us) - 1);
             }
             match found {
                 Some(point) => plan.push(point),
@@ -451,9 +475,15 @@ impl VideoDecoder {
         None
     }
 
-    fn seek(&mut self, max_us: i64) -> Result<(), MediaError> {
-        self.input
-            .seek(max_us, ..max_us)
+    fn seek_input(&mut self, seek: Seek) -> Result<(), ffmpeg::Error> {
+        match seek {
+            Seek::AtOrBefore(max_us) => self.input.seek(max_us, ..max_us),
+            Seek::Start => self.input.seek(self.origin_us().floor() as i64, ..),
+        }
+    }
+
+    fn seek(&mut self, seek: Seek) -> Result<(), MediaError> {
+        self.seek_input(seek)
             .map_err(|e| MediaError::decode(&self.path, format!("seek failed: {e}")))?;
         self.decoder.flush();
         self.state = DecodeState::default();
