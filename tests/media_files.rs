@@ -112,6 +112,44 @@ fn bad_files_give_typed_errors_naming_the_file() {
         message.contains("no video stream (it holds 1 audio stream)"),
         "{message}"
     );
+    // A song with its cover picture is still no video.
+    let song = dir.path().join("song.mp3");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=d=2",
+        "-f",
+        "lavfi",
+        "-i",
+        "color=red:s=64x64:d=1",
+        "-map",
+        "0:a",
+        "-map",
+        "1:v",
+        "-c:a",
+        "libmp3lame",
+        "-c:v",
+        "mjpeg",
+        "-frames:v",
+        "1",
+        "-disposition:v:0",
+        "attached_pic",
+        song.to_str().unwrap(),
+    ]);
+    assert!(!probe(&song).unwrap().has_video());
+    let message = sample_video(
+        &song,
+        &FrameRequest::whole(1),
+        &SampleOptions::default(),
+        &CancelToken::new(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        message.contains("(it holds 1 audio stream and 1 cover picture)"),
+        "{message}"
+    );
     let unknown = dir.path().join("unknown_codec.mkv");
     let message = probe(&unknown).unwrap_err().to_string();
     assert!(
@@ -414,5 +452,7 @@ fn written_videos_play_back_frame_for_frame() {
     let error = write_video(&bad, width, height, fps, wrong).unwrap_err();
     assert!(error.to_string().contains("frame 1 is 32×32"), "{error}");
     assert!(!bad.exists());
+    let none = write_video(&bad, width, height, fps, Vec::new()).unwrap_err();
+    assert!(none.to_string().contains("no frames to write"), "{none}");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }

@@ -142,7 +142,7 @@ pub(crate) fn describe(path: &Path, input: &Input) -> Result<VideoInfo, MediaErr
     }
     let duration_s =
         (known(input.duration()) && input.duration() > 0).then(|| input.duration() as f64 / MICROS);
-    let video = match input.streams().best(MediaType::Video) {
+    let video = match video_stream(input) {
         None => None,
         Some(stream) => Some(describe_video_stream(path, &stream)?),
     };
@@ -154,6 +154,25 @@ pub(crate) fn describe(path: &Path, input: &Input) -> Result<VideoInfo, MediaErr
         stream_count: input.nb_streams() as usize,
         video,
     })
+}
+
+/// The stream to decode: FFmpeg's pick among the video streams, cover pictures of audio files
+/// (one still image marked as attached) excluded.
+fn video_stream(input: &Input) -> Option<ffmpeg::format::stream::Stream<'_>> {
+    let usable = |s: &ffmpeg::format::stream::Stream| {
+        s.parameters().medium() == MediaType::Video && !is_cover_picture(s)
+    };
+    input
+        .streams()
+        .best(MediaType::Video)
+        .filter(usable)
+        .or_else(|| input.streams().find(usable))
+}
+
+pub(crate) fn is_cover_picture(stream: &ffmpeg::format::stream::Stream) -> bool {
+    stream
+        .disposition()
+        .contains(ffmpeg::format::stream::Disposition::ATTACHED_PIC)
 }
 
 fn describe_video_stream(

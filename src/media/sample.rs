@@ -25,7 +25,7 @@ use ffmpeg_next as ffmpeg;
 
 use super::error::MediaError;
 use super::frame::RgbFrame;
-use super::probe::{MICROS, VideoInfo, describe, open_input};
+use super::probe::{MICROS, VideoInfo, describe, is_cover_picture, open_input};
 use super::rotation::Rotation;
 use super::scale::{FrameSize, RgbConverter};
 use crate::jobs::CancelToken;
@@ -720,6 +720,7 @@ fn describe_streams(input: &Input) -> String {
     let mut counts: Vec<(&str, usize)> = Vec::new();
     for stream in input.streams() {
         let kind = match stream.parameters().medium() {
+            Type::Video if is_cover_picture(&stream) => "cover picture",
             Type::Audio => "audio",
             Type::Subtitle => "subtitle",
             Type::Data => "data",
@@ -737,7 +738,10 @@ fn describe_streams(input: &Input) -> String {
     }
     counts
         .iter()
-        .map(|(kind, n)| format!("{n} {kind} stream{}", if *n == 1 { "" } else { "s" }))
+        .map(|(kind, n)| match *kind {
+            "cover picture" => format!("{n} cover picture{}", if *n == 1 { "" } else { "s" }),
+            _ => format!("{n} {kind} stream{}", if *n == 1 { "" } else { "s" }),
+        })
         .collect::<Vec<_>>()
         .join(" and ")
 }

@@ -228,6 +228,9 @@ where
         drain(&mut encoder, &mut output)?;
         count += 1;
     }
+    if count == 0 {
+        return Err(MediaError::bad_request(path, "no frames to write"));
+    }
     encoder
         .send_eof()
         .map_err(|e| fail("cannot flush the encoder", e))?;
