@@ -3,8 +3,12 @@
 # that is already there. Safe to run again.
 set -euo pipefail
 
-# System packages the crate needs (later issues add FFmpeg and the GUI test stack here).
-APT_PACKAGES=(build-essential pkg-config libhdf5-dev)
+# System packages the crate needs (later issues add the GUI test stack here). FFmpeg: its
+# development libraries for ffmpeg-next (bindgen needs clang), and the ffmpeg tool, which the media
+# tests and the thumbnail benchmark use to make videos and to compare against.
+APT_PACKAGES=(build-essential pkg-config libhdf5-dev
+  libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev libavfilter-dev
+  libavdevice-dev clang libclang-dev ffmpeg)
 
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
