@@ -80,8 +80,12 @@ fn block<'a>(features: &'a [f32], frame: usize, name: &str) -> &'a [f32] {
 #[test]
 fn red_and_blue_frames_differ_in_colour_only() {
     let encoder = DescriptorVisualEncoder::new();
-    let red = encoder.encode(&[frame(80, 60, |_, _| [200, 20, 20])]).unwrap();
-    let blue = encoder.encode(&[frame(80, 60, |_, _| [20, 20, 200])]).unwrap();
+    let red = encoder
+        .encode(&[frame(80, 60, |_, _| [200, 20, 20])])
+        .unwrap();
+    let blue = encoder
+        .encode(&[frame(80, 60, |_, _| [20, 20, 200])])
+        .unwrap();
     assert_eq!(red.len(), DescriptorVisualEncoder::DIM);
     for name in ["rgb_histogram", "hsv_histogram", "layout"] {
         let gap = distance(block(&red, 0, name), block(&blue, 0, name));
@@ -101,13 +105,22 @@ fn motion_tells_left_from_right() {
     let left = block(&leftwards, 1, "motion");
     // Layout: difference (1 + 16), directions (8, bin 0 = +x, bin 4 = -x), mean (dx, dy).
     let (directions, mean) = (&right[17..25], &right[25..27]);
-    assert!(directions[0] > 0.0 && directions[4] == 0.0, "{directions:?}");
+    assert!(
+        directions[0] > 0.0 && directions[4] == 0.0,
+        "{directions:?}"
+    );
     assert!(mean[0] > 0.0 && mean[1].abs() < 1e-6, "{mean:?}");
     let (directions, mean) = (&left[17..25], &left[25..27]);
-    assert!(directions[4] > 0.0 && directions[0] == 0.0, "{directions:?}");
+    assert!(
+        directions[4] > 0.0 && directions[0] == 0.0,
+        "{directions:?}"
+    );
     assert!(mean[0] < 0.0 && mean[1].abs() < 1e-6, "{mean:?}");
     // Both moved as far; the 96 → 64 resampling puts the edges at different sub-pixel places.
-    assert!(right[0] > 0.0 && (right[0] - left[0]).abs() < 0.1 * right[0], "{right:?} {left:?}");
+    assert!(
+        right[0] > 0.0 && (right[0] - left[0]).abs() < 0.1 * right[0],
+        "{right:?} {left:?}"
+    );
     // The first frame of a clip has nothing to move from.
     assert!(block(&rightwards, 0, "motion").iter().all(|&v| v == 0.0));
 }

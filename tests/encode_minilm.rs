@@ -74,7 +74,10 @@ fn embeddings_match_sentence_transformers() {
         // One token row per token id, padding excluded.
         assert_eq!(features.tokens.rows(i), fixture.token_ids[i].len());
     }
-    assert!(worst < 1e-4, "largest difference from sentence-transformers: {worst:e}");
+    assert!(
+        worst < 1e-4,
+        "largest difference from sentence-transformers: {worst:e}"
+    );
     assert!(features.truncated.is_empty());
 }
 
@@ -84,7 +87,10 @@ fn token_features_pool_to_the_sentence_embedding() {
     let features = minilm().encode(&sentences(&fixture)).unwrap();
     for i in 0..features.len() {
         let pooled = features.tokens.pooled(i);
-        assert!(cosine(&pooled, features.sentence(i)) > 0.99999, "sentence {i}");
+        assert!(
+            cosine(&pooled, features.sentence(i)) > 0.99999,
+            "sentence {i}"
+        );
     }
 }
 
@@ -115,7 +121,10 @@ fn batching_and_order_do_not_change_embeddings() {
             .zip(apart.sentence(j))
             .map(|(a, b)| (a - b).abs())
             .fold(0.0f32, f32::max);
-        assert!(gap < 1e-5, "sentence {i} moved by {gap:e} with padding and order");
+        assert!(
+            gap < 1e-5,
+            "sentence {i} moved by {gap:e} with padding and order"
+        );
     }
     let alone = minilm().encode(&all[2..3]).unwrap();
     assert!(cosine(alone.sentence(0), together.sentence(2)) > 0.99999);

@@ -120,7 +120,11 @@ fn a_bert_folder_encodes_tokens_and_mean_pooled_sentences() {
     let encoder = BertTextEncoder::load(dir.path(), &Device::Cpu).unwrap();
     assert_eq!(encoder.dim(), 8);
     assert!(!encoder.normalizes(), "no modules.json: a plain BERT");
-    assert_eq!(encoder.max_length(), 32, "capped by the position embeddings");
+    assert_eq!(
+        encoder.max_length(),
+        32,
+        "capped by the position embeddings"
+    );
     let features = encoder.encode(&SENTENCES).unwrap();
     assert_eq!(features.len(), 4);
     for (i, sentence) in SENTENCES.iter().enumerate() {
@@ -183,7 +187,12 @@ fn sentence_transformers_modules_normalise_and_only_mean_pooling_is_accepted() {
     assert!(encoder.normalizes());
     let features = encoder.encode(&SENTENCES).unwrap();
     for i in 0..features.len() {
-        let norm: f32 = features.sentence(i).iter().map(|v| v * v).sum::<f32>().sqrt();
+        let norm: f32 = features
+            .sentence(i)
+            .iter()
+            .map(|v| v * v)
+            .sum::<f32>()
+            .sqrt();
         assert!((norm - 1.0).abs() < 1e-5);
     }
 
@@ -323,7 +332,10 @@ fn a_clip_folder_encodes_frames_of_any_size_deterministically() {
         let norm: f32 = row.iter().map(|v| v * v).sum::<f32>().sqrt();
         assert!((norm - 1.0).abs() < 1e-5);
     }
-    assert_ne!(&features[..CLIP_PROJECTION], &features[CLIP_PROJECTION..2 * CLIP_PROJECTION]);
+    assert_ne!(
+        &features[..CLIP_PROJECTION],
+        &features[CLIP_PROJECTION..2 * CLIP_PROJECTION]
+    );
     assert_eq!(features, encoder.encode(&frames).unwrap());
     let reloaded = visual_encoder(&format!("clip:{}", dir.path().display()), &Device::Cpu).unwrap();
     assert_eq!(features, reloaded.encode(&frames).unwrap());

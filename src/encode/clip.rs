@@ -26,7 +26,7 @@ const BATCH: usize = 16;
 /// The longest side a frame may have, in multiples of its shortest.
 const MAX_ASPECT: usize = 16;
 const CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
-const CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_1];
+const CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_6, 0.275_777_1];
 
 /// `vision_config` of a Hugging Face CLIP config, with `CLIPVisionConfig`'s defaults.
 #[derive(Deserialize)]
