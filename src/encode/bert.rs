@@ -17,9 +17,9 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use tokenizers::{Encoding, Tokenizer, TruncationParams};
 
+use super::folder::{read_json, read_weights};
 use super::{EncodeError, TextEncoder, TextFeatures};
 use crate::project::Sequences;
 
@@ -88,8 +88,11 @@ impl BertTextEncoder {
         // [CLS] and [SEP] take two places; a sentence needs at least one more.
         if max_length < 3 {
             return Err(EncodeError::Unsupported {
-                path: sentence_config,
-                what: format!("max_seq_length {max_length}"),
+                path: folder.to_path_buf(),
+                what: format!(
+                    "a maximum length of {max_length} tokens (sentence_bert_config.json's \
+                     max_seq_length, capped by config.json's max_position_embeddings)"
+                ),
                 reason: "a sentence needs at least 3 tokens".into(),
             });
         }
@@ -120,16 +123,7 @@ impl BertTextEncoder {
             })?;
 
         let weights_path = folder.join("model.safetensors");
-        let weights = std::fs::read(&weights_path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => EncodeError::MissingFile {
-                path: weights_path.clone(),
-                what: "the model's weights",
-            },
-            _ => EncodeError::BadFile {
-                path: weights_path.clone(),
-                reason: e.to_string(),
-            },
-        })?;
+        let weights = read_weights(&weights_path)?;
         let model = VarBuilder::from_buffered_safetensors(weights, DType::F32, device)
             .and_then(|vb| BertModel::load(vb, &config))
             .map_err(|source| EncodeError::Weights {
@@ -222,6 +216,21 @@ impl BertTextEncoder {
             .map(|(rows, encoding)| rows.into_iter().take(encoding.len()).flatten().collect())
             .collect())
     }
+
+    /// sentence-transformers' mean pooling, and `F.normalize` (norm floored at 1e-12) when asked.
+    fn pool(&self, rows: &[f32]) -> Vec<f32> {
+        let count = (rows.len() / self.dim) as f32;
+        let mut mean = vec![0.0f32; self.dim];
+        for row in rows.chunks(self.dim) {
+            mean.iter_mut().zip(row).for_each(|(m, v)| *m += v);
+        }
+        mean.iter_mut().for_each(|m| *m /= count.max(1e-9));
+        if self.normalize {
+            let norm = mean.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+            mean.iter_mut().for_each(|v| *v /= norm);
+        }
+        mean
+    }
 }
 
 impl TextEncoder for BertTextEncoder {
@@ -265,23 +274,6 @@ impl TextEncoder for BertTextEncoder {
     }
 }
 
-impl BertTextEncoder {
-    /// sentence-transformers' mean pooling, and `F.normalize` (norm floored at 1e-12) when asked.
-    fn pool(&self, rows: &[f32]) -> Vec<f32> {
-        let count = (rows.len() / self.dim) as f32;
-        let mut mean = vec![0.0f32; self.dim];
-        for row in rows.chunks(self.dim) {
-            mean.iter_mut().zip(row).for_each(|(m, v)| *m += v);
-        }
-        mean.iter_mut().for_each(|m| *m /= count.max(1e-9));
-        if self.normalize {
-            let norm = mean.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-            mean.iter_mut().for_each(|v| *v /= norm);
-        }
-        mean
-    }
-}
-
 /// Whether `modules.json`, if there is one, normalises; pooling other than the mean and modules
 /// other than these three are refused.
 fn read_modules(folder: &Path) -> Result<bool, EncodeError> {
@@ -322,25 +314,4 @@ fn read_modules(folder: &Path) -> Result<bool, EncodeError> {
         });
     }
     Ok(normalize)
-}
-
-/// Parses the JSON file at `path`; a missing file is named with `what` it should have held.
-pub(super) fn read_json<T: DeserializeOwned>(
-    path: &Path,
-    what: &'static str,
-) -> Result<T, EncodeError> {
-    let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => EncodeError::MissingFile {
-            path: path.to_path_buf(),
-            what,
-        },
-        _ => EncodeError::BadFile {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        },
-    })?;
-    serde_json::from_str(&text).map_err(|e| EncodeError::BadFile {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })
 }

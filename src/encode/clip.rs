@@ -16,7 +16,7 @@ use candle_transformers::models::clip::text_model::Activation;
 use candle_transformers::models::clip::vision_model::{ClipVisionConfig, ClipVisionTransformer};
 use serde::Deserialize;
 
-use super::bert::read_json;
+use super::folder::{read_json, read_weights};
 use super::resample::{Filter, resample_rgb};
 use super::{EncodeError, InputSize, VisualEncoder, check_frames, normalize_l2};
 use crate::media::RgbFrame;
@@ -109,16 +109,7 @@ impl ClipVisualEncoder {
         let preprocess = read_preprocess(folder, config.image_size)?;
 
         let weights_path = folder.join("model.safetensors");
-        let weights = std::fs::read(&weights_path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => EncodeError::MissingFile {
-                path: weights_path.clone(),
-                what: "the model's weights",
-            },
-            _ => EncodeError::BadFile {
-                path: weights_path.clone(),
-                reason: e.to_string(),
-            },
-        })?;
+        let weights = read_weights(&weights_path)?;
         let weights_error = |source| EncodeError::Weights {
             path: weights_path.clone(),
             source,

@@ -21,6 +21,7 @@ mod check;
 mod clip;
 mod descriptor;
 mod error;
+mod folder;
 mod hashed;
 mod resample;
 mod spec;
