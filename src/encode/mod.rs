@@ -103,8 +103,9 @@ impl TextFeatures {
     }
 }
 
-/// The frame size a visual encoder looks at. Frames of any size are accepted and resampled to
-/// it, so a decoder that scales frames to about this size only saves the encoder work.
+/// The frame size a visual encoder looks at. Frames of any size are accepted (CLIP scales the
+/// shortest side to it and crops the centre; the descriptor averages the whole frame down to it),
+/// so a decoder that hands over frames about this size only saves the encoder work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InputSize {
     pub width: u32,
