@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod crossclr;
+pub mod encode;
 pub mod eval;
 pub mod jobs;
 pub mod media;
