@@ -1,6 +1,7 @@
 //! The command line: `crossclr <command>`. Each command lives in its own file.
 
 mod eval_cmd;
+mod ingest_cmd;
 mod loss_cmd;
 mod new_cmd;
 pub mod setup_run;
@@ -29,6 +30,9 @@ pub enum Command {
     /// Make a project: from precomputed features (a safetensors file, or COOT's HDF5 layout), or
     /// from a folder of videos and their captions.
     New(new_cmd::NewArgs),
+    /// Encode a videos project: sample each clip's frames, encode them and the captions, cache
+    /// thumbnails; resumable, shardable with --shard i/n.
+    Ingest(ingest_cmd::IngestArgs),
     /// Write a project of synthetic features with planted semantic duplicates.
     Synth(synth_cmd::SynthArgs),
     /// Train CrossCLR (or a baseline loss) on a project's features.
@@ -41,6 +45,7 @@ pub fn run() -> Result<()> {
     match cli.command {
         Command::Loss(args) => loss_cmd::run(&args),
         Command::Eval(args) => eval_cmd::run(&args),
+        Command::Ingest(args) => ingest_cmd::run(&args),
         Command::New(args) => new_cmd::run(&args),
         Command::Synth(args) => synth_cmd::run(&args),
         Command::Train(args) => train_cmd::run(&args),

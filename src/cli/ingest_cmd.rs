@@ -1,0 +1,190 @@
+//! `crossclr ingest DIR [--shard i/n]`: frames and captions of a videos project → features.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use candle_core::Device;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::encode::{TextEncoder, VisualEncoder, minilm_dir, text_encoder, visual_encoder};
+use crate::ingest::{IngestOptions, IngestReport, Shard, ingest};
+use crate::jobs::{CancelToken, progress_channel, spawn_named};
+use crate::project::Project;
+use crate::project::config::SourceKind;
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// The project directory (made by `crossclr new DIR --videos .. --captions ..`).
+    pub project: PathBuf,
+    /// Only videos i, i+n, i+2n, … (in key order), e.g. `--shard 0/4`; staged, not merged. A
+    /// later run without --shard merges what every shard staged.
+    #[arg(long, value_name = "i/n")]
+    pub shard: Option<Shard>,
+    /// Visual encoder: `descriptor` (built in) or `clip:<folder>`. Default: the project's, else
+    /// descriptor.
+    #[arg(long)]
+    pub visual: Option<String>,
+    /// Text encoder: `minilm`, `minilm:<folder>`, `bert:<folder>`, `hashed` or `hashed:<dim>`.
+    /// Default: the project's, else minilm when its folder is installed, else hashed.
+    #[arg(long)]
+    pub text: Option<String>,
+    /// Frames sampled evenly from each clip.
+    #[arg(long, default_value_t = 8)]
+    pub frames_per_clip: usize,
+    /// Decoding threads (default: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub workers: usize,
+    /// Skip the clip thumbnails.
+    #[arg(long)]
+    pub no_thumbnails: bool,
+    /// Forget what earlier runs staged and encode everything again.
+    #[arg(long)]
+    pub restart: bool,
+}
+
+/// The encoders a run uses: the flag, else what the project recorded, else the default.
+pub fn choose_encoders(
+    project: &Project,
+    visual: Option<&str>,
+    text: Option<&str>,
+) -> Result<(Box<dyn VisualEncoder>, Box<dyn TextEncoder>)> {
+    let recorded = &project.config().encoders;
+    let visual_name = visual
+        .map(str::to_string)
+        .or_else(|| recorded.video.as_ref().map(|spec| spec.name.clone()))
+        .unwrap_or_else(|| "descriptor".into());
+    let text_name = text
+        .map(str::to_string)
+        .or_else(|| recorded.text.as_ref().map(|spec| spec.name.clone()))
+        .unwrap_or_else(|| {
+            if minilm_dir().is_ok_and(|dir| dir.is_dir()) {
+                "minilm".into()
+            } else {
+                eprintln!(
+                    "note: all-MiniLM-L6-v2 is not installed (scripts/setup.sh installs it); captions are encoded by the built-in hashed encoder"
+                );
+                "hashed".into()
+            }
+        });
+    let device = Device::Cpu;
+    let visual = visual_encoder(&visual_name, &device)
+        .with_context(|| format!("cannot make the visual encoder `{visual_name}`"))?;
+    let text = text_encoder(&text_name, &device)
+        .with_context(|| format!("cannot make the text encoder `{text_name}`"))?;
+    Ok((visual, text))
+}
+
+pub fn run(args: &IngestArgs) -> Result<()> {
+    let mut project = Project::open(&args.project)?;
+    if project.config().source.kind != SourceKind::Videos {
+        anyhow::bail!(
+            "{}: the project was made from precomputed features; only projects made with `crossclr new DIR --videos .. --captions ..` are ingested",
+            args.project.display()
+        );
+    }
+    let (visual, text) = choose_encoders(&project, args.visual.as_deref(), args.text.as_deref())?;
+    let options = IngestOptions {
+        frames_per_clip: args.frames_per_clip.max(1),
+        shard: args.shard,
+        workers: args.workers,
+        thumbnails: !args.no_thumbnails,
+        restart: args.restart,
+    };
+    let cancel = CancelToken::new();
+    let on_interrupt = cancel.clone();
+    // A second Ctrl-C still ends the process the usual way once the handler is gone.
+    let _ = ctrlc::set_handler(move || on_interrupt.cancel());
+    let report = ingest_with_progress(&mut project, &*visual, &*text, &options, &cancel)?;
+    print_report(
+        &args.project.display().to_string(),
+        &report,
+        &*visual,
+        &*text,
+    );
+    if report.cancelled {
+        anyhow::bail!("stopped; run the same command again to go on where it stopped");
+    }
+    Ok(())
+}
+
+/// Runs the ingest on this thread with a progress bar fed from a bounded channel.
+pub fn ingest_with_progress(
+    project: &mut Project,
+    visual: &dyn VisualEncoder,
+    text: &dyn TextEncoder,
+    options: &IngestOptions,
+    cancel: &CancelToken,
+) -> Result<IngestReport> {
+    let (sender, receiver) = progress_channel::<crate::ingest::IngestProgress>(64);
+    let bar = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template("ingest {bar:30} {pos}/{len} videos {msg} [{elapsed}<{eta}]")
+            .expect("a valid template"),
+    );
+    let bar_for_thread = bar.clone();
+    let painter = spawn_named("ingest-progress", move || {
+        for update in receiver {
+            bar_for_thread.set_length(update.total as u64);
+            bar_for_thread.set_position(update.done as u64);
+            if let Some(error) = update.error {
+                bar_for_thread.println(format!("skipped {}: {error}", update.video));
+            }
+        }
+    })?;
+    let report = ingest(project, visual, text, options, cancel, Some(&sender));
+    drop(sender);
+    let _ = painter.join();
+    bar.finish_and_clear();
+    Ok(report?)
+}
+
+fn print_report(
+    dir: &str,
+    report: &IngestReport,
+    visual: &dyn VisualEncoder,
+    text: &dyn TextEncoder,
+) {
+    println!(
+        "{dir}: {} videos · {} encoded now, {} staged before, {} failed · {} thumbnails · {:.1} s",
+        report.videos,
+        report.encoded,
+        report.reused,
+        report.failed.len(),
+        report.thumbnails,
+        report.seconds
+    );
+    println!(
+        "  encoders: video {} ({}-d), text {} ({}-d)",
+        visual.name(),
+        visual.dim(),
+        text.name(),
+        text.dim()
+    );
+    for (video, reason) in &report.failed {
+        println!("  skipped {video}: {reason}");
+    }
+    match &report.merged {
+        Some(splits) => {
+            for (split, clips, videos) in splits {
+                println!("  features/{split}.safetensors: {clips} clips of {videos} videos");
+            }
+            if !report.missing.is_empty() {
+                println!(
+                    "  {} videos have no features and are left out: {}",
+                    report.missing.len(),
+                    report
+                        .missing
+                        .iter()
+                        .take(5)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+        }
+        None if !report.cancelled => println!(
+            "  shard staged; run `crossclr ingest {dir}` without --shard once every shard is done to merge"
+        ),
+        None => {}
+    }
+}

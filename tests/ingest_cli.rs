@@ -1,0 +1,157 @@
+//! `crossclr new --videos` + `crossclr ingest` end to end through the binary, on videos the test
+//! makes with the ffmpeg tool: features per split with the right clips and widths, encoders
+//! recorded, a bad file skipped and named while the rest goes on, a rerun reusing what was
+//! staged, shards merging to the same features as one run, and training on the result.
+
+use std::path::Path;
+use std::process::Command;
+
+use crossclr::project::Project;
+
+fn crossclr(args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_crossclr"))
+        .args(args)
+        .output()
+        .expect("run crossclr");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Six 4-second videos of different hues, two captioned clips each, and a file that is no video.
+fn collection(dir: &Path) -> (String, String) {
+    let videos = dir.join("videos");
+    std::fs::create_dir_all(&videos).unwrap();
+    let mut captions = String::from("video,caption,start,end\n");
+    for i in 0..6 {
+        let path = videos.join(format!("hue{i}.mp4"));
+        let status = Command::new("ffmpeg")
+            .args(["-loglevel", "error", "-y", "-f", "lavfi", "-i"])
+            .arg(format!("testsrc2=s=96x64:r=10,hue=h={}", i * 60))
+            .args(["-t", "4", "-c:v", "libx264", "-pix_fmt", "yuv420p"])
+            .arg(&path)
+            .status()
+            .expect("ffmpeg runs (scripts/setup.sh installs it)");
+        assert!(status.success());
+        captions.push_str(&format!(
+            "hue{i},a test pattern turned {} degrees,0,2\n",
+            i * 60
+        ));
+        captions.push_str(&format!("hue{i},\"later, the same pattern again\",2,4\n"));
+    }
+    std::fs::write(videos.join("broken.mp4"), b"this is not a video").unwrap();
+    captions.push_str("broken,a file that is not a video,0,1\n");
+    let captions_path = dir.join("captions.csv");
+    std::fs::write(&captions_path, captions).unwrap();
+    (
+        videos.to_str().unwrap().to_string(),
+        captions_path.to_str().unwrap().to_string(),
+    )
+}
+
+fn new_project(dir: &Path, name: &str, videos: &str, captions: &str) -> String {
+    let project = dir.join(name).to_str().unwrap().to_string();
+    let (ok, _, stderr) = crossclr(&[
+        "new",
+        &project,
+        "--videos",
+        videos,
+        "--captions",
+        captions,
+        "--val-fraction",
+        "0.15",
+        "--test-fraction",
+        "0.15",
+    ]);
+    assert!(ok, "new failed: {stderr}");
+    project
+}
+
+fn all_features(project: &str) -> Vec<crossclr::project::SplitFeatures> {
+    let project = Project::open(Path::new(project)).unwrap();
+    project
+        .splits()
+        .unwrap()
+        .iter()
+        .map(|split| project.load_split(split).unwrap())
+        .collect()
+}
+
+#[test]
+fn ingest_encodes_clips_skips_the_bad_file_resumes_and_shards_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let (videos, captions) = collection(dir.path());
+    let whole = new_project(dir.path(), "whole", &videos, &captions);
+
+    let (ok, stdout, stderr) = crossclr(&["ingest", &whole, "--text", "hashed:64"]);
+    assert!(ok, "ingest failed: {stderr}");
+    assert!(stdout.contains("6 encoded now"), "{stdout}");
+    assert!(
+        stdout.contains("skipped broken") && stdout.contains("broken.mp4"),
+        "the bad file is named: {stdout}"
+    );
+    let features = all_features(&whole);
+    let clips: usize = features.iter().map(|f| f.num_clips()).sum();
+    let video_count: usize = features.iter().map(|f| f.num_videos()).sum();
+    assert_eq!((clips, video_count), (12, 6));
+    for split in &features {
+        assert_eq!(split.text.dim, 64);
+        for clip in 0..split.num_clips() {
+            assert_eq!(split.video.rows(clip), 8, "8 frames per clip by default");
+        }
+    }
+    let config = Project::open(Path::new(&whole)).unwrap().config().clone();
+    assert_eq!(config.encoders.text.as_ref().unwrap().name, "hashed:64");
+    assert_eq!(config.encoders.video.as_ref().unwrap().name, "descriptor");
+    assert!(Path::new(&whole).join("cache/thumbs/hue0").is_dir());
+
+    // Hues differ, so the clips of different videos must get different colour features.
+    let train = features.iter().find(|f| f.split == "train").unwrap();
+    let first = train.video.get(0).to_vec();
+    let other = train.video.get(train.clips_of_video(1).start).to_vec();
+    let difference: f32 = first.iter().zip(&other).map(|(a, b)| (a - b).abs()).sum();
+    assert!(
+        difference > 0.1,
+        "features of different hues differ: {difference}"
+    );
+
+    // A rerun reuses every staged video and writes the same features.
+    let (ok, stdout, stderr) = crossclr(&["ingest", &whole]);
+    assert!(ok, "rerun failed: {stderr}");
+    assert!(
+        stdout.contains("0 encoded now, 6 staged before"),
+        "{stdout}"
+    );
+    assert_eq!(all_features(&whole), features);
+
+    // Other encoders than the staged ones are refused, naming both.
+    let (ok, _, stderr) = crossclr(&["ingest", &whole, "--text", "hashed:32"]);
+    assert!(
+        !ok && stderr.contains("hashed:64") && stderr.contains("--restart"),
+        "{stderr}"
+    );
+
+    // Two shards, then a merging run, give the same features as one run.
+    let sharded = new_project(dir.path(), "sharded", &videos, &captions);
+    for shard in ["0/2", "1/2"] {
+        let (ok, stdout, stderr) =
+            crossclr(&["ingest", &sharded, "--shard", shard, "--text", "hashed:64"]);
+        assert!(ok, "shard {shard} failed: {stderr}");
+        assert!(stdout.contains("shard staged"), "{stdout}");
+    }
+    assert!(all_features(&sharded).is_empty(), "shards do not merge");
+    let (ok, stdout, stderr) = crossclr(&["ingest", &sharded, "--text", "hashed:64"]);
+    assert!(ok, "merge failed: {stderr}");
+    assert!(
+        stdout.contains("0 encoded now, 6 staged before"),
+        "{stdout}"
+    );
+    assert_eq!(all_features(&sharded), features);
+
+    // The features train.
+    let (ok, stdout, stderr) = crossclr(&["train", &whole, "--epochs", "2", "--batch-size", "4"]);
+    assert!(ok, "train failed: {stderr}\n{stdout}");
+    assert!(stdout.contains("epoch   2"), "{stdout}");
+}
