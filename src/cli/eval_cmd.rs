@@ -118,7 +118,7 @@ pub fn print_table(out: &mut impl Write, metrics: &RetrievalMetrics) -> std::io:
 }
 
 /// The run whose checkpoint was written last.
-fn latest_run(project: &Project) -> Result<String> {
+pub(crate) fn latest_run(project: &Project) -> Result<String> {
     let runs = project.runs_dir();
     let mut best: Option<(std::time::SystemTime, String)> = None;
     for entry in std::fs::read_dir(&runs).with_context(|| format!("reading {}", runs.display()))? {

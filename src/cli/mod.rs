@@ -1,9 +1,11 @@
 //! The command line: `crossclr <command>`. Each command lives in its own file.
 
+mod demo_cmd;
 mod eval_cmd;
 mod ingest_cmd;
 mod loss_cmd;
 mod new_cmd;
+mod search_cmd;
 pub mod setup_run;
 mod synth_cmd;
 mod tensor_file;
@@ -16,8 +18,10 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "crossclr", version, about, long_about = None)]
 pub struct Cli {
+    /// Without a command: make the demo project on first run (in the data directory), then show
+    /// its retrieval table and a few searches.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -30,9 +34,14 @@ pub enum Command {
     /// Make a project: from precomputed features (a safetensors file, or COOT's HDF5 layout), or
     /// from a folder of videos and their captions.
     New(new_cmd::NewArgs),
+    /// Render the demo collection (captioned videos of moving shapes), make a project of it,
+    /// ingest it and train a model.
+    Demo(demo_cmd::DemoArgs),
     /// Encode a videos project: sample each clip's frames, encode them and the captions, cache
     /// thumbnails; resumable, shardable with --shard i/n.
     Ingest(ingest_cmd::IngestArgs),
+    /// Rank a project's clips for a typed query with a trained run.
+    Search(search_cmd::SearchArgs),
     /// Write a project of synthetic features with planted semantic duplicates.
     Synth(synth_cmd::SynthArgs),
     /// Train CrossCLR (or a baseline loss) on a project's features.
@@ -43,6 +52,19 @@ pub enum Command {
 pub fn run() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Some(command) => dispatch(Some(command)),
+        None => demo_cmd::main_job(),
+    }
+}
+
+/// Runs one parsed command (`None`: the main job).
+pub(crate) fn dispatch(command: Option<Command>) -> Result<()> {
+    let Some(command) = command else {
+        return demo_cmd::main_job();
+    };
+    match command {
+        Command::Demo(args) => demo_cmd::run(&args),
+        Command::Search(args) => search_cmd::run(&args),
         Command::Loss(args) => loss_cmd::run(&args),
         Command::Eval(args) => eval_cmd::run(&args),
         Command::Ingest(args) => ingest_cmd::run(&args),
