@@ -9,7 +9,7 @@
 //! way gets the same cores; all write 224×224 RGB (raw) like ours returns. The videos are made once
 //! with the ffmpeg tool (testsrc2/testsrc with a hue shift per video, x264 `veryfast`: B-frames,
 //! CABAC, x264's default keyframe interval of 250) into target/bench/thumb_videos/ and reused.
-//! Encoding them takes about 10 minutes on a quiet 2-core machine; `CROSSCLR_BENCH_DISTINCT=5`
+//! Encoding them takes 10–15 minutes on a quiet 2-core machine; `CROSSCLR_BENCH_DISTINCT=5`
 //! encodes only 5 and makes the rest stream copies of them.
 //!
 //! Prints a table (seconds, ratio to the faster ffmpeg way) with the load average beside it, and

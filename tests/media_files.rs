@@ -271,8 +271,14 @@ fn a_cancelled_batch_reports_what_it_did_not_do() {
         |_, _| cancel.cancel(),
     );
     assert!(summary.cancelled);
-    assert_eq!(summary.succeeded, 1);
-    assert_eq!(summary.not_done, 5);
+    // The worker may have finished the next video or two before the first result arrived (it
+    // holds one finished result while the channel is full), but no more.
+    assert!(
+        (1..=3).contains(&summary.succeeded),
+        "{}",
+        summary.succeeded
+    );
+    assert_eq!(summary.succeeded + summary.not_done, 6);
     assert!(summary.failed.is_empty());
 }
 
