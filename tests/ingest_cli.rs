@@ -155,3 +155,55 @@ fn ingest_encodes_clips_skips_the_bad_file_resumes_and_shards_merge() {
     assert!(ok, "train failed: {stderr}\n{stdout}");
     assert!(stdout.contains("epoch   2"), "{stdout}");
 }
+
+#[test]
+fn demo_renders_ingests_trains_and_search_finds_clips_of_the_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("demo");
+    let demo_arg = demo.to_str().unwrap();
+    let (ok, stdout, stderr) = crossclr(&["demo", demo_arg, "--videos", "12", "--epochs", "2"]);
+    assert!(ok, "demo failed: {stderr}\n{stdout}");
+    assert!(stdout.contains("12 videos"), "{stdout}");
+    let project = demo.join("project");
+    assert!(project.join("runs/demo/checkpoint.safetensors").is_file());
+    let captions = std::fs::read_to_string(demo.join("collection/captions.jsonl")).unwrap();
+    assert_eq!(
+        captions.lines().count(),
+        std::fs::read_to_string(project.join("manifest.jsonl"))
+            .unwrap()
+            .lines()
+            .count()
+    );
+    // A second run finds everything done and changes nothing.
+    let checkpoint = std::fs::read(project.join("runs/demo/checkpoint.safetensors")).unwrap();
+    let (ok, stdout, stderr) = crossclr(&["demo", demo_arg, "--videos", "12", "--epochs", "2"]);
+    assert!(ok, "second demo failed: {stderr}");
+    assert!(!stdout.contains("epoch"), "no retraining: {stdout}");
+    assert_eq!(
+        std::fs::read(project.join("runs/demo/checkpoint.safetensors")).unwrap(),
+        checkpoint
+    );
+
+    let (ok, stdout, stderr) = crossclr(&[
+        "search",
+        project.to_str().unwrap(),
+        "a small red circle drifts left",
+        "--top",
+        "4",
+    ]);
+    assert!(ok, "search failed: {stderr}");
+    let hits: Vec<&str> = stdout.lines().filter(|l| l.contains(" — ")).collect();
+    assert_eq!(hits.len(), 4, "{stdout}");
+    let scores: Vec<f32> = hits
+        .iter()
+        .map(|line| line.split_whitespace().nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert!(
+        scores.windows(2).all(|w| w[0] >= w[1]),
+        "ranked: {scores:?}"
+    );
+    assert!(
+        scores.iter().all(|s| (-1.0..=1.0).contains(s)),
+        "cosines: {scores:?}"
+    );
+}

@@ -115,9 +115,11 @@ impl SearchIndex {
         let rows = tokens.len() / features.dim();
         let sequence = Tensor::from_slice(tokens, (rows, features.dim()), &Device::Cpu)?;
         let batch = SequenceBatch::from_sequences(&[sequence])?;
+        // The query is a paragraph of one sentence.
+        let paragraph = std::iter::once(0..1).collect::<Vec<_>>();
         let embedded = self
             .head
-            .encode_text(&batch, Some(&batch), &[0..1], Mode::Eval)?;
+            .encode_text(&batch, Some(&batch), &paragraph, Mode::Eval)?;
         let query = normalise(&embedded.local)?;
         let scores: Vec<f32> = self.clips.matmul(&query.t()?)?.flatten_all()?.to_vec1()?;
         let mut order: Vec<usize> = (0..scores.len()).collect();
