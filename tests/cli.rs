@@ -2,24 +2,13 @@
 
 mod common;
 
+use common::crossclr;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use candle_core::{DType, Device, Tensor};
 use serde_json::Value;
-
-fn crossclr(args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_crossclr"))
-        .args(args)
-        .output()
-        .expect("run crossclr");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
 
 fn matrix(value: &Value, dtype: DType) -> Tensor {
     let rows: Vec<Vec<f64>> = serde_json::from_value(value.clone()).unwrap();

@@ -3,22 +3,14 @@
 //! recorded, a bad file skipped and named while the rest goes on, a rerun reusing what was
 //! staged, shards merging to the same features as one run, and training on the result.
 
+mod common;
+
+use common::crossclr;
+
 use std::path::Path;
 use std::process::Command;
 
 use crossclr::project::Project;
-
-fn crossclr(args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_crossclr"))
-        .args(args)
-        .output()
-        .expect("run crossclr");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
 
 /// Six 4-second videos of different hues, two captioned clips each, and a file that is no video.
 fn collection(dir: &Path) -> (String, String) {

@@ -5,9 +5,10 @@
 
 mod common;
 
+use common::crossclr;
+
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use crossclr::project::Project;
 use crossclr::project::captions::{
@@ -628,18 +629,6 @@ fn nothing_matched_is_an_error_showing_both_sides() {
 }
 
 // ---- `crossclr new --videos` through the binary ----
-
-fn crossclr(args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_crossclr"))
-        .args(args)
-        .output()
-        .expect("run crossclr");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
 
 #[test]
 fn new_from_videos_writes_settings_and_manifest_and_train_asks_for_ingest() {

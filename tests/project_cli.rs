@@ -1,25 +1,16 @@
 //! `crossclr new --features` end to end through the binary: padded and pooled inputs in every
 //! float type, generated and given keys, skipped clips, and the errors for malformed files.
 
+mod common;
+
+use common::crossclr;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use crossclr::project::Project;
 use crossclr::project::config::{Head, SourceKind};
 use safetensors::tensor::{Dtype, TensorView};
-
-fn crossclr(args: &[&Path]) -> (bool, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_crossclr"))
-        .args(args)
-        .output()
-        .expect("run crossclr");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
 
 fn new_project(dir: &Path, features: &Path) -> (bool, String, String) {
     crossclr(&[Path::new("new"), dir, Path::new("--features"), features])

@@ -2,24 +2,16 @@
 //! overwrite a run, Ctrl-C saving the state and `--resume` finishing the run, the evaluation JSON
 //! and the embeddings it writes.
 
+mod common;
+
+use common::crossclr;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use safetensors::SafeTensors;
-
-fn crossclr(args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_crossclr"))
-        .args(args)
-        .output()
-        .expect("run crossclr");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
 
 fn synth_project(dir: &Path) -> String {
     let project = dir.join("synth").to_str().unwrap().to_string();

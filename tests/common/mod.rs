@@ -24,3 +24,16 @@ pub fn relative_error(got: f64, expected: f64, floor: f64) -> f64 {
     }
     (got - expected).abs() / expected.abs().max(floor)
 }
+
+/// Runs the built `crossclr` binary with `args`: whether it succeeded, its stdout and its stderr.
+pub fn crossclr<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (bool, String, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_crossclr"))
+        .args(args)
+        .output()
+        .expect("run crossclr");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
