@@ -8,10 +8,9 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 
-use super::setup_run::{RunFiles, corpus, device, load_split};
+use super::setup_run::{RunFiles, corpus, device, load_run_head, load_split};
 use super::tensor_file::TensorFile;
 use crate::eval::{RetrievalMetrics, Similarity, TiePolicy};
-use crate::model::load_checkpoint;
 use crate::project::{Project, write_safetensors_atomic};
 use crate::train::{BatchLimits, embed_corpus, retrieval};
 
@@ -147,19 +146,9 @@ fn run_project(args: &EvalArgs, dir: &std::path::Path) -> Result<()> {
         Some(name) => name.clone(),
         None => latest_run(&project)?,
     };
-    let files = RunFiles::new(project.run_dir(&name));
-    let weights = std::fs::read(files.checkpoint()).with_context(|| {
-        format!(
-            "run `{name}` has no checkpoint at {}",
-            files.checkpoint().display()
-        )
-    })?;
-    let sidecar = std::fs::read_to_string(files.checkpoint_sidecar())
-        .with_context(|| format!("reading {}", files.checkpoint_sidecar().display()))?;
     let device = device(&args.device)?;
-    let (_, varmap, meta) = load_checkpoint(&weights, &sidecar, &device)
-        .with_context(|| format!("loading {}", files.checkpoint().display()))?;
-    let head = crate::model::EmbeddingHead::frozen(&varmap, &meta.head, &device)?;
+    let (head, meta) = load_run_head(&project, &name, &device)?;
+    let files = RunFiles::new(project.run_dir(&name));
     for (side, trained, now) in [
         ("video", &meta.video_encoder, &config.encoders.video),
         ("text", &meta.text_encoder, &config.encoders.text),

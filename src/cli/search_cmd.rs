@@ -8,9 +8,9 @@ use anyhow::{Context, Result, bail};
 use candle_core::{D, Device, Tensor};
 use clap::Args;
 
-use super::setup_run::{RunFiles, corpus, load_split};
+use super::setup_run::{corpus, load_run_head, load_split};
 use crate::encode::text_encoder;
-use crate::model::{EmbeddingHead, Mode, SequenceBatch, load_checkpoint};
+use crate::model::{EmbeddingHead, Mode, SequenceBatch};
 use crate::project::{ManifestEntry, Project};
 use crate::train::{BatchLimits, embed_corpus};
 
@@ -59,15 +59,8 @@ impl SearchIndex {
             Some(name) => name.to_string(),
             None => super::eval_cmd::latest_run(&project)?,
         };
-        let files = RunFiles::new(project.run_dir(&name));
-        let weights = std::fs::read(files.checkpoint())
-            .with_context(|| format!("run `{name}` has no checkpoint"))?;
-        let sidecar = std::fs::read_to_string(files.checkpoint_sidecar())
-            .with_context(|| format!("reading {}", files.checkpoint_sidecar().display()))?;
         let device = Device::Cpu;
-        let (_, varmap, meta) = load_checkpoint(&weights, &sidecar, &device)
-            .with_context(|| format!("loading {}", files.checkpoint().display()))?;
-        let head = EmbeddingHead::frozen(&varmap, &meta.head, &device)?;
+        let (head, meta) = load_run_head(&project, &name, &device)?;
         if meta.text_encoder.name == crate::project::config::PRECOMPUTED {
             bail!(
                 "run `{name}` was trained on imported text features; a typed query needs the encoder that made them, which this project does not have"

@@ -229,3 +229,25 @@ pub fn device(name: &str) -> Result<candle_core::Device> {
         other => bail!("unknown device `{other}`; expected cpu or cuda"),
     }
 }
+
+/// Run `name`'s best checkpoint as a frozen head (no gradient graph), with the checkpoint's own
+/// description; the errors name the run and the file that is missing or unreadable.
+pub fn load_run_head(
+    project: &Project,
+    name: &str,
+    device: &candle_core::Device,
+) -> Result<(crate::model::EmbeddingHead, crate::model::CheckpointMeta)> {
+    let files = RunFiles::new(project.run_dir(name));
+    let weights = std::fs::read(files.checkpoint()).with_context(|| {
+        format!(
+            "run `{name}` has no checkpoint at {}",
+            files.checkpoint().display()
+        )
+    })?;
+    let sidecar = std::fs::read_to_string(files.checkpoint_sidecar())
+        .with_context(|| format!("reading {}", files.checkpoint_sidecar().display()))?;
+    let (_, varmap, meta) = crate::model::load_checkpoint(&weights, &sidecar, device)
+        .with_context(|| format!("loading {}", files.checkpoint().display()))?;
+    let head = crate::model::EmbeddingHead::frozen(&varmap, &meta.head, device)?;
+    Ok((head, meta))
+}
