@@ -47,8 +47,8 @@ use crossclr::model::{
     CheckpointMeta, EmbeddingHead, Encoder, HeadConfig, Mode, checkpoint_bytes, initialise,
 };
 use crossclr::train::{
-    BatchLimits, CorpusView, EpochRecord, LossSettings, Objective, PackedView, PlateauConfig,
-    RAdamConfig, RunStore, TrainConfig, TrainError, TrainEvent, make_batch, train,
+    BatchLimits, CorpusView, LossSettings, MemoryStore, Objective, PackedView, PlateauConfig,
+    RAdamConfig, TrainConfig, TrainEvent, make_batch, train,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -219,32 +219,6 @@ fn config(epochs: usize) -> TrainConfig {
             name: "synthetic".into(),
             dim: TEXT_DIM,
         },
-    }
-}
-
-/// Keeps what a run writes in memory.
-#[derive(Default)]
-struct MemoryStore {
-    metrics: Vec<EpochRecord>,
-    checkpoint: Option<(Vec<u8>, String)>,
-    state: Option<Vec<u8>>,
-}
-
-impl RunStore for MemoryStore {
-    fn append_metrics(&mut self, record: &EpochRecord) -> Result<(), TrainError> {
-        self.metrics.push(record.clone());
-        Ok(())
-    }
-    fn save_checkpoint(&mut self, weights: &[u8], sidecar: &str) -> Result<(), TrainError> {
-        self.checkpoint = Some((weights.to_vec(), sidecar.to_string()));
-        Ok(())
-    }
-    fn save_state(&mut self, state: &[u8]) -> Result<(), TrainError> {
-        self.state = Some(state.to_vec());
-        Ok(())
-    }
-    fn load_state(&mut self) -> Result<Option<Vec<u8>>, TrainError> {
-        Ok(None)
     }
 }
 

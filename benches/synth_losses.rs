@@ -1,60 +1,82 @@
 //! The paper's claim on data where the truth is known: trains the `coot` head on the large
 //! synthetic project (latent topics shared by many clips, i.e. semantic duplicates) with each loss
-//! — CrossCLR paper mode, CrossCLR official mode, symmetric InfoNCE, COOT's max-margin, X-MLNet —
-//! selects the best epoch on `val`, and reports retrieval on `test`.
+//! — CrossCLR paper mode (with and without its queue), CrossCLR official mode, symmetric InfoNCE,
+//! COOT's max-margin, X-MLNet — selects the best epoch on `val`, and reports retrieval on `test`.
 //!
 //! Prints the R@1/5/10 table (mean ± standard deviation over seeds) and writes
 //! target/bench/synth_losses.json.
 //!
 //! Environment: CROSSCLR_BENCH_SEEDS (comma-separated, default "0,1"), CROSSCLR_BENCH_EPOCHS
-//! (default: the synthetic project's suggested 12), CROSSCLR_BENCH_SIZE (large or small).
+//! (default: the synthetic project's suggested 12), CROSSCLR_BENCH_SIZE (large or small),
+//! CROSSCLR_BENCH_LOSSES (comma-separated: paper, paper-noqueue, official, infonce, maxmargin,
+//! xmlnet; default all).
 
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use candle_core::Device;
-use crossclr::cli::setup_run::{corpus, train_config};
+use crossclr::cli::setup_run::{corpus, embed_split, train_config};
 use crossclr::jobs::{CancelToken, progress_channel};
 use crossclr::model::{EmbeddingHead, load_checkpoint};
 use crossclr::project::config::{EncoderSpec, Head, LossKind as Loss, LossMode};
 use crossclr::project::{ProjectConfig, SplitFeatures};
 use crossclr::synth::{SynthConfig, generate};
-use crossclr::train::{
-    BatchLimits, MemoryStore, Outcome, RetrievalReport, embed_corpus, retrieval, train,
-};
+use crossclr::train::{MemoryStore, Outcome, RetrievalReport, retrieval, train};
 use serde_json::{Value, json};
 
 struct Variant {
     name: &'static str,
+    /// What CROSSCLR_BENCH_LOSSES calls it.
+    short: &'static str,
     kind: Loss,
     mode: LossMode,
+    /// Trains without the queue (the paper's loss otherwise).
+    no_queue: bool,
 }
 
-const VARIANTS: [Variant; 5] = [
+const VARIANTS: [Variant; 6] = [
     Variant {
         name: "CrossCLR (paper)",
+        short: "paper",
         kind: Loss::Crossclr,
         mode: LossMode::Paper,
+        no_queue: false,
+    },
+    // The queue is the part of paper mode that hurt most on the small set; this row shows it.
+    Variant {
+        name: "CrossCLR (paper, no queue)",
+        short: "paper-noqueue",
+        kind: Loss::Crossclr,
+        mode: LossMode::Paper,
+        no_queue: true,
     },
     Variant {
         name: "CrossCLR (official)",
+        short: "official",
         kind: Loss::Crossclr,
         mode: LossMode::Official,
+        no_queue: false,
     },
     Variant {
         name: "InfoNCE",
+        short: "infonce",
         kind: Loss::Infonce,
         mode: LossMode::Paper,
+        no_queue: false,
     },
     Variant {
         name: "max-margin (COOT)",
+        short: "maxmargin",
         kind: Loss::Maxmargin,
         mode: LossMode::Paper,
+        no_queue: false,
     },
     Variant {
         name: "X-MLNet",
+        short: "xmlnet",
         kind: Loss::Xmlnet,
         mode: LossMode::Paper,
+        no_queue: false,
     },
 ];
 
@@ -110,17 +132,7 @@ fn train_and_test(
     let (weights, sidecar) = store.checkpoint.context("training wrote no checkpoint")?;
     let (_, varmap, meta) = load_checkpoint(&weights, &sidecar, device)?;
     let head = EmbeddingHead::frozen(&varmap, &meta.head, device)?;
-    let limits = BatchLimits {
-        max_steps: config.model.max_frames,
-        max_context_steps: config.model.max_context_frames,
-    };
-    let embeddings = embed_corpus(
-        &head,
-        &corpus(&splits[2]),
-        limits,
-        config.train.batch_size,
-        device,
-    )?;
+    let embeddings = embed_split(&head, config, &splits[2], device)?;
     Ok(Trained {
         test: retrieval(&embeddings)?,
         best_epoch: meta.epoch,
@@ -155,6 +167,21 @@ fn main() -> Result<()> {
         .ok()
         .map(|e| e.parse().context("CROSSCLR_BENCH_EPOCHS"))
         .transpose()?;
+    let chosen: Vec<usize> = match std::env::var("CROSSCLR_BENCH_LOSSES") {
+        Err(_) => (0..VARIANTS.len()).collect(),
+        Ok(list) => list
+            .split(',')
+            .map(|short| {
+                VARIANTS
+                    .iter()
+                    .position(|v| v.short == short.trim())
+                    .with_context(|| {
+                        let known: Vec<_> = VARIANTS.iter().map(|v| v.short).collect();
+                        format!("CROSSCLR_BENCH_LOSSES: `{short}` is none of {known:?}")
+                    })
+            })
+            .collect::<Result<_>>()?,
+    };
     let device = Device::Cpu;
 
     // results[variant][seed] = recalls
@@ -195,15 +222,19 @@ fn main() -> Result<()> {
             config.loss.queue,
             config.train.batch_size,
         );
-        for (v, variant) in VARIANTS.iter().enumerate() {
+        for &v in &chosen {
+            let variant = &VARIANTS[v];
             let mut config = config.clone();
             config.loss.kind = variant.kind;
             config.loss.mode = variant.mode;
+            if variant.no_queue {
+                config.loss.queue = 0;
+            }
             let trained = train_and_test(&config, &splits, &device)
                 .with_context(|| format!("{} (seed {seed})", variant.name))?;
             let r = recalls(&trained.test);
             eprintln!(
-                "seed {seed} {:<20} test R@1 c→s {:5.1} s→c {:5.1} v→p {:5.1} p→v {:5.1} · best epoch {} · {:.0} s",
+                "seed {seed} {:<26} test R@1 c→s {:5.1} s→c {:5.1} v→p {:5.1} p→v {:5.1} · best epoch {} · {:.0} s",
                 variant.name,
                 r[0][0],
                 r[1][0],
@@ -238,12 +269,13 @@ fn main() -> Result<()> {
         ),
     ];
     for (level, [(a, a_name), (b, b_name)]) in levels {
-        println!("{level:<20} {a_name:^32} {b_name:^32}");
+        println!("{level:<26} {a_name:^32} {b_name:^32}");
         println!(
-            "{:<20} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+            "{:<26} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
             "loss", "R@1", "R@5", "R@10", "R@1", "R@5", "R@10"
         );
-        for (v, variant) in VARIANTS.iter().enumerate() {
+        for &v in &chosen {
+            let variant = &VARIANTS[v];
             let mut cells = Vec::new();
             for direction in [a, b] {
                 for k in 0..3 {
@@ -253,7 +285,7 @@ fn main() -> Result<()> {
                 }
             }
             println!(
-                "{:<20} {}",
+                "{:<26} {}",
                 variant.name,
                 cells
                     .iter()
@@ -265,10 +297,10 @@ fn main() -> Result<()> {
         println!();
     }
 
-    let summary: Vec<Value> = VARIANTS
+    let summary: Vec<Value> = chosen
         .iter()
-        .enumerate()
-        .map(|(v, variant)| {
+        .map(|&v| {
+            let variant = &VARIANTS[v];
             let mut entry = json!({ "loss": variant.name });
             for (d, direction) in DIRECTIONS.iter().enumerate() {
                 let mut by_k = serde_json::Map::new();

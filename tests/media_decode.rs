@@ -41,20 +41,7 @@ fn each_target_gets_the_frame_shown_at_that_time() {
         dir.path(),
         "clock.mp4",
         &colour_clock(64, 48, 25, 8.0),
-        &[
-            "-c:v",
-            "libx264",
-            "-bf",
-            "3",
-            "-g",
-            "50",
-            "-sc_threshold",
-            "0",
-            "-crf",
-            "12",
-            "-pix_fmt",
-            "yuv420p",
-        ],
+        &h264_with(&["-g", "50", "-sc_threshold", "0"]),
     );
     let request = FrameRequest::Clip {
         start_s: 0.0,
@@ -103,18 +90,7 @@ fn variable_frame_rate_follows_timestamps_not_frame_counts() {
         dir.path(),
         "vfr.mp4",
         &source,
-        &[
-            "-fps_mode",
-            "passthrough",
-            "-c:v",
-            "libx264",
-            "-bf",
-            "3",
-            "-crf",
-            "12",
-            "-pix_fmt",
-            "yuv420p",
-        ],
+        &h264_with(&["-fps_mode", "passthrough"]),
     );
     // The file's own times, as ffprobe reads them, are the reference.
     let shown_at = ffprobe_frame_times(&video);
@@ -145,18 +121,7 @@ fn negative_timestamps_from_an_edit_list_are_hidden_like_ffmpeg_does() {
         dir.path(),
         "shifted.mp4",
         &colour_clock(64, 48, 25, 4.0),
-        &[
-            "-c:v",
-            "libx264",
-            "-bf",
-            "3",
-            "-crf",
-            "12",
-            "-pix_fmt",
-            "yuv420p",
-            "-output_ts_offset",
-            "-0.5",
-        ],
+        &h264_with(&["-output_ts_offset", "-0.5"]),
     );
     let info = probe(&video).unwrap();
     assert!((info.duration_s.unwrap() - 3.5).abs() < 0.05, "{info:?}");
@@ -514,18 +479,7 @@ fn a_few_frames_of_a_long_video_decode_a_small_part_of_it() {
         dir.path(),
         "long.mp4",
         &colour_clock(64, 48, 25, 120.0),
-        &[
-            "-c:v",
-            "libx264",
-            "-bf",
-            "3",
-            "-crf",
-            "12",
-            "-pix_fmt",
-            "yuv420p",
-            "-sc_threshold",
-            "0",
-        ],
+        &h264_with(&["-sc_threshold", "0"]),
     );
     let info = probe(&video).unwrap();
     let total = info.video.as_ref().unwrap().frame_count.unwrap();

@@ -11,6 +11,17 @@ use crossclr::media::{
 };
 use media_common::*;
 
+/// Why sampling `frames` evenly from the whole of `path` fails.
+fn sampling_error(path: &Path, frames: usize) -> MediaError {
+    sample_video(
+        path,
+        &FrameRequest::whole(frames),
+        &SampleOptions::default(),
+        &CancelToken::new(),
+    )
+    .unwrap_err()
+}
+
 fn good_video(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
     let mut args = vec!["-c:v", "libx264", "-pix_fmt", "yuv420p"];
     args.extend_from_slice(extra);
@@ -81,13 +92,7 @@ fn bad_files(dir: &Path) -> Vec<(PathBuf, ExpectedError)> {
 fn bad_files_give_typed_errors_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     for (path, is_expected) in bad_files(dir.path()) {
-        let error = sample_video(
-            &path,
-            &FrameRequest::whole(8),
-            &SampleOptions::default(),
-            &CancelToken::new(),
-        )
-        .unwrap_err();
+        let error = sampling_error(&path, 8);
         assert!(
             is_expected(&error),
             "{}: unexpected {error:?}",
@@ -100,14 +105,7 @@ fn bad_files_give_typed_errors_naming_the_file() {
     // The reasons read as reasons.
     let audio = dir.path().join("voice.mp4");
     assert!(!probe(&audio).unwrap().has_video());
-    let message = sample_video(
-        &audio,
-        &FrameRequest::whole(1),
-        &SampleOptions::default(),
-        &CancelToken::new(),
-    )
-    .unwrap_err()
-    .to_string();
+    let message = sampling_error(&audio, 1).to_string();
     assert!(
         message.contains("no video stream (it holds 1 audio stream)"),
         "{message}"
@@ -138,14 +136,7 @@ fn bad_files_give_typed_errors_naming_the_file() {
         song.to_str().unwrap(),
     ]);
     assert!(!probe(&song).unwrap().has_video());
-    let message = sample_video(
-        &song,
-        &FrameRequest::whole(1),
-        &SampleOptions::default(),
-        &CancelToken::new(),
-    )
-    .unwrap_err()
-    .to_string();
+    let message = sampling_error(&song, 1).to_string();
     assert!(
         message.contains("(it holds 1 audio stream and 1 cover picture)"),
         "{message}"
@@ -156,13 +147,7 @@ fn bad_files_give_typed_errors_naming_the_file() {
         message.contains("no decoder for the video codec `unknown`"),
         "{message}"
     );
-    let truncated = sample_video(
-        &dir.path().join("cut_fast.mp4"),
-        &FrameRequest::whole(8),
-        &SampleOptions::default(),
-        &CancelToken::new(),
-    )
-    .unwrap_err();
+    let truncated = sampling_error(&dir.path().join("cut_fast.mp4"), 8);
     match truncated {
         MediaError::Truncated {
             data_ends_s,

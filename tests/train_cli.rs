@@ -124,6 +124,27 @@ fn train_writes_a_run_refuses_to_overwrite_it_and_eval_reports_both_levels() {
     let (ok, _, stderr) = crossclr(&["eval", &project, "--run", "missing"]);
     assert!(!ok);
     assert!(stderr.contains("missing"), "{stderr}");
+
+    // Features re-encoded by another encoder are not what the run was trained on.
+    let settings = Path::new(&project).join("crossclr.toml");
+    let text = std::fs::read_to_string(&settings).unwrap();
+    let text_section = text.find("[encoders.text]").expect("the text encoder is recorded");
+    let renamed = format!(
+        "{}{}",
+        &text[..text_section],
+        text[text_section..].replacen("name = \"precomputed\"", "name = \"other\"", 1)
+    );
+    assert_ne!(renamed, text);
+    std::fs::write(&settings, renamed).unwrap();
+    let (ok, _, stderr) = crossclr(&["eval", &project, "--run", "first"]);
+    assert!(!ok, "eval read features from another encoder");
+    assert!(
+        stderr.contains("run `first`")
+            && stderr.contains("text side: the project has `other`")
+            && stderr.contains("`precomputed`")
+            && !stderr.contains("video side"),
+        "{stderr}"
+    );
 }
 
 #[test]

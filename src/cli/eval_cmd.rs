@@ -8,11 +8,13 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 
-use super::setup_run::{RunFiles, corpus, device, load_run_head, load_split};
+use super::setup_run::{RunFiles, device, embed_split, load_run_head, load_split};
 use super::tensor_file::TensorFile;
+use crate::encode::check_encoders;
 use crate::eval::{RetrievalMetrics, Similarity, TiePolicy};
+use crate::project::config::{EncoderSpec, EncodersSection};
 use crate::project::{Project, write_safetensors_atomic};
-use crate::train::{BatchLimits, embed_corpus, retrieval};
+use crate::train::retrieval;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum TiesArg {
@@ -149,25 +151,17 @@ fn run_project(args: &EvalArgs, dir: &std::path::Path) -> Result<()> {
     let device = device(&args.device)?;
     let (head, meta) = load_run_head(&project, &name, &device)?;
     let files = RunFiles::new(project.run_dir(&name));
-    for (side, trained, now) in [
-        ("video", &meta.video_encoder, &config.encoders.video),
-        ("text", &meta.text_encoder, &config.encoders.text),
-    ] {
-        let matches = now
-            .as_ref()
-            .is_some_and(|n| n.name == trained.name && n.dim == trained.dim);
-        if !matches {
-            anyhow::bail!(
-                "run `{name}` was trained on {side} features from `{}` ({}-d) but the project now has {}",
-                trained.name,
-                trained.dim,
-                now.as_ref().map_or("none".to_string(), |n| format!(
-                    "`{}` ({}-d)",
-                    n.name, n.dim
-                ))
-            );
-        }
-    }
+    let spec = |encoder: &crate::model::Encoder| {
+        Some(EncoderSpec {
+            name: encoder.name.clone(),
+            dim: encoder.dim,
+        })
+    };
+    let trained = EncodersSection {
+        video: spec(&meta.video_encoder),
+        text: spec(&meta.text_encoder),
+    };
+    check_encoders(&config.encoders, &trained, &format!("run `{name}`"))?;
     let splits = project.splits()?;
     let split = match &args.split {
         Some(split) => split.clone(),
@@ -175,17 +169,7 @@ fn run_project(args: &EvalArgs, dir: &std::path::Path) -> Result<()> {
         None => config.train.val_split.clone(),
     };
     let features = load_split(&project, &split, "evaluation")?;
-    let limits = BatchLimits {
-        max_steps: config.model.max_frames,
-        max_context_steps: config.model.max_context_frames,
-    };
-    let embeddings = embed_corpus(
-        &head,
-        &corpus(&features),
-        limits,
-        config.train.batch_size,
-        &device,
-    )?;
+    let embeddings = embed_split(&head, config, &features, &device)?;
     let report = retrieval(&embeddings)?;
 
     let metadata = std::collections::HashMap::from([

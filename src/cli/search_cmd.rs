@@ -8,11 +8,10 @@ use anyhow::{Context, Result, bail};
 use candle_core::{D, Device, Tensor};
 use clap::Args;
 
-use super::setup_run::{corpus, load_run_head, load_split};
+use super::setup_run::{embed_split, load_run_head, load_split};
 use crate::encode::text_encoder;
 use crate::model::{EmbeddingHead, Mode, SequenceBatch};
 use crate::project::{ManifestEntry, Project};
-use crate::train::{BatchLimits, embed_corpus};
 
 #[derive(Debug, Args)]
 pub struct SearchArgs {
@@ -68,21 +67,11 @@ impl SearchIndex {
         }
         let text = text_encoder(&meta.text_encoder.name, &device)
             .with_context(|| format!("the text encoder `{}`", meta.text_encoder.name))?;
-        let limits = BatchLimits {
-            max_steps: config.model.max_frames,
-            max_context_steps: config.model.max_context_frames,
-        };
         let mut parts = Vec::new();
         let mut keys = Vec::new();
         for split in project.splits()? {
             let features = load_split(&project, &split, "search")?;
-            let embeddings = embed_corpus(
-                &head,
-                &corpus(&features),
-                limits,
-                config.train.batch_size,
-                &device,
-            )?;
+            let embeddings = embed_split(&head, config, &features, &device)?;
             parts.push(embeddings.clip);
             keys.extend(
                 features

@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 
 use crate::crossclr::{CrossClrConfig, Mode, MultiPositive};
-use crate::model::{Encoder, HeadConfig, HeadKind};
+use crate::model::{CheckpointMeta, EmbeddingHead, Encoder, HeadConfig, HeadKind};
 use crate::project::config::{Head, LossKind as ProjectLoss, LossMode};
 use crate::project::{Project, ProjectConfig, SplitFeatures, write_atomic};
 use crate::train::{
-    CorpusView, EpochRecord, LossKind, LossSettings, PackedView, PlateauConfig, RAdamConfig,
-    RunStore, TrainConfig, TrainError,
+    BatchLimits, CorpusView, EpochRecord, LossKind, LossSettings, PackedView, PlateauConfig,
+    RAdamConfig, RunStore, SplitEmbeddings, TrainConfig, TrainError, embed_corpus,
 };
 
 /// Training settings from a project's `crossclr.toml`.
@@ -25,6 +25,7 @@ pub fn train_config(config: &ProjectConfig) -> Result<TrainConfig> {
     let model = &config.model;
     let loss = &config.loss;
     let train = &config.train;
+    let limits = batch_limits(config);
     let head = HeadConfig {
         kind: match model.head {
             Head::Mlp => HeadKind::Mlp,
@@ -86,8 +87,8 @@ pub fn train_config(config: &ProjectConfig) -> Result<TrainConfig> {
             threshold: 1e-4,
         },
         seed: train.seed,
-        max_steps: model.max_frames,
-        max_context_steps: model.max_context_frames,
+        max_steps: limits.max_steps,
+        max_context_steps: limits.max_context_steps,
         video_encoder: Encoder {
             name: video.name.clone(),
             dim: video.dim,
@@ -97,6 +98,31 @@ pub fn train_config(config: &ProjectConfig) -> Result<TrainConfig> {
             dim: text.dim,
         },
     })
+}
+
+/// How many frames (tokens) per clip and per video context the project's model reads.
+fn batch_limits(config: &ProjectConfig) -> BatchLimits {
+    BatchLimits {
+        max_steps: config.model.max_frames,
+        max_context_steps: config.model.max_context_frames,
+    }
+}
+
+/// Embeds every clip, sentence, video and paragraph of a split with a trained head, reading
+/// the frames and batches the project's settings allow.
+pub fn embed_split(
+    head: &EmbeddingHead,
+    config: &ProjectConfig,
+    features: &SplitFeatures,
+    device: &candle_core::Device,
+) -> Result<SplitEmbeddings> {
+    Ok(embed_corpus(
+        head,
+        &corpus(features),
+        batch_limits(config),
+        config.train.batch_size,
+        device,
+    )?)
 }
 
 /// A split as training reads it (borrowed, no copy).
@@ -236,7 +262,7 @@ pub fn load_run_head(
     project: &Project,
     name: &str,
     device: &candle_core::Device,
-) -> Result<(crate::model::EmbeddingHead, crate::model::CheckpointMeta)> {
+) -> Result<(EmbeddingHead, CheckpointMeta)> {
     let files = RunFiles::new(project.run_dir(name));
     let weights = std::fs::read(files.checkpoint()).with_context(|| {
         format!(
@@ -248,6 +274,6 @@ pub fn load_run_head(
         .with_context(|| format!("reading {}", files.checkpoint_sidecar().display()))?;
     let (_, varmap, meta) = crate::model::load_checkpoint(&weights, &sidecar, device)
         .with_context(|| format!("loading {}", files.checkpoint().display()))?;
-    let head = crate::model::EmbeddingHead::frozen(&varmap, &meta.head, device)?;
+    let head = EmbeddingHead::frozen(&varmap, &meta.head, device)?;
     Ok((head, meta))
 }

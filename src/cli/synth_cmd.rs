@@ -18,7 +18,7 @@ pub enum SynthKind {
 pub enum SynthSize {
     /// 240 videos, 48/40-d features: trains in seconds.
     Small,
-    /// 2200 videos, 256/192-d features: the benchmark's size.
+    /// 1500 videos, 256/192-d noisy features with near-duplicate clips: the benchmark's size.
     Large,
 }
 

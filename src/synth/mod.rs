@@ -64,17 +64,24 @@ impl SynthConfig {
         }
     }
 
-    /// The benchmark's size.
+    /// The benchmark's size, and hard enough not to saturate: clips of a topic differ little
+    /// (detail and style 0.15) and every frame and token is noisy (1.0), so that a ridge map
+    /// from pooled video to pooled text finds the right caption among ~1,500 test clips about a
+    /// quarter of the time. (With the small set's detail 0.5, style 0.3 and noise 0.3 every loss
+    /// reached 100% R@1 at this size.)
     pub fn large(seed: u64) -> Self {
         Self {
             topics: 40,
             latent_dim: 32,
             video_dim: 256,
             text_dim: 192,
-            videos: [1600, 300, 300],
+            videos: [1000, 250, 250],
             clips: (4, 8),
             frames: (8, 16),
             tokens: (6, 14),
+            detail: 0.15,
+            style: 0.15,
+            noise: 1.0,
             ..Self::small(seed)
         }
     }

@@ -50,6 +50,15 @@ pub fn clock_reading(frame: &RgbFrame) -> u32 {
 }
 
 /// Makes `name` in `dir` from the lavfi source `source` with extra output arguments.
+/// Output options for H.264 with B-frames at near-lossless quality, then `extra`.
+pub fn h264_with<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "-c:v", "libx264", "-bf", "3", "-crf", "12", "-pix_fmt", "yuv420p",
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
 pub fn make_video(dir: &Path, name: &str, source: &str, output_args: &[&str]) -> PathBuf {
     let path = dir.join(name);
     let mut args = vec!["-f", "lavfi", "-i", source];
