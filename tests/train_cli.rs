@@ -128,7 +128,9 @@ fn train_writes_a_run_refuses_to_overwrite_it_and_eval_reports_both_levels() {
     // Features re-encoded by another encoder are not what the run was trained on.
     let settings = Path::new(&project).join("crossclr.toml");
     let text = std::fs::read_to_string(&settings).unwrap();
-    let text_section = text.find("[encoders.text]").expect("the text encoder is recorded");
+    let text_section = text
+        .find("[encoders.text]")
+        .expect("the text encoder is recorded");
     let renamed = format!(
         "{}{}",
         &text[..text_section],
