@@ -147,6 +147,13 @@ fn train_writes_a_run_refuses_to_overwrite_it_and_eval_reports_both_levels() {
             && !stderr.contains("video side"),
         "{stderr}"
     );
+    // Search embeds the project's clips with the run's head, so it refuses the same way.
+    let (ok, _, stderr) = crossclr(&["search", &project, "a query", "--run", "first"]);
+    assert!(!ok, "search read features from another encoder");
+    assert!(
+        stderr.contains("run `first`") && stderr.contains("text side: the project has `other`"),
+        "{stderr}"
+    );
 }
 
 #[test]

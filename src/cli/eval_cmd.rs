@@ -10,9 +10,7 @@ use clap::{Args, ValueEnum};
 
 use super::setup_run::{RunFiles, device, embed_split, load_run_head, load_split};
 use super::tensor_file::TensorFile;
-use crate::encode::check_encoders;
 use crate::eval::{RetrievalMetrics, Similarity, TiePolicy};
-use crate::project::config::{EncoderSpec, EncodersSection};
 use crate::project::{Project, write_safetensors_atomic};
 use crate::train::retrieval;
 
@@ -151,17 +149,6 @@ fn run_project(args: &EvalArgs, dir: &std::path::Path) -> Result<()> {
     let device = device(&args.device)?;
     let (head, meta) = load_run_head(&project, &name, &device)?;
     let files = RunFiles::new(project.run_dir(&name));
-    let spec = |encoder: &crate::model::Encoder| {
-        Some(EncoderSpec {
-            name: encoder.name.clone(),
-            dim: encoder.dim,
-        })
-    };
-    let trained = EncodersSection {
-        video: spec(&meta.video_encoder),
-        text: spec(&meta.text_encoder),
-    };
-    check_encoders(&config.encoders, &trained, &format!("run `{name}`"))?;
     let splits = project.splits()?;
     let split = match &args.split {
         Some(split) => split.clone(),

@@ -7,8 +7,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 
 use crate::crossclr::{CrossClrConfig, Mode, MultiPositive};
+use crate::encode::check_encoders;
 use crate::model::{CheckpointMeta, EmbeddingHead, Encoder, HeadConfig, HeadKind};
-use crate::project::config::{Head, LossKind as ProjectLoss, LossMode};
+use crate::project::config::{
+    EncoderSpec, EncodersSection, Head, LossKind as ProjectLoss, LossMode,
+};
 use crate::project::{Project, ProjectConfig, SplitFeatures, write_atomic};
 use crate::train::{
     BatchLimits, CorpusView, EpochRecord, LossKind, LossSettings, PackedView, PlateauConfig,
@@ -257,7 +260,8 @@ pub fn device(name: &str) -> Result<candle_core::Device> {
 }
 
 /// Run `name`'s best checkpoint as a frozen head (no gradient graph), with the checkpoint's own
-/// description; the errors name the run and the file that is missing or unreadable.
+/// description; the errors name the run and the file that is missing or unreadable, or the
+/// encoders where the project's features now come from others than the run was trained on.
 pub fn load_run_head(
     project: &Project,
     name: &str,
@@ -274,6 +278,21 @@ pub fn load_run_head(
         .with_context(|| format!("reading {}", files.checkpoint_sidecar().display()))?;
     let (_, varmap, meta) = crate::model::load_checkpoint(&weights, &sidecar, device)
         .with_context(|| format!("loading {}", files.checkpoint().display()))?;
+    let spec = |encoder: &Encoder| {
+        Some(EncoderSpec {
+            name: encoder.name.clone(),
+            dim: encoder.dim,
+        })
+    };
+    let trained = EncodersSection {
+        video: spec(&meta.video_encoder),
+        text: spec(&meta.text_encoder),
+    };
+    check_encoders(
+        &project.config().encoders,
+        &trained,
+        &format!("run `{name}`"),
+    )?;
     let head = EmbeddingHead::frozen(&varmap, &meta.head, device)?;
     Ok((head, meta))
 }
