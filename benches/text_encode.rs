@@ -117,14 +117,10 @@ fn main() -> anyhow::Result<()> {
         "engine", "batch", "sentences/s", "slowest", "fastest", "ms/sentence"
     );
     let mut results = Vec::new();
-    let mut minilm = Some(minilm);
+    let mut minilm = minilm;
     for batch in BATCH_SIZES {
-        let encoder = match minilm.take() {
-            Some(encoder) => encoder,
-            None => BertTextEncoder::load(&folder, &Device::Cpu)?,
-        }
-        .with_batch_size(batch);
-        let measured = rates(&encoder, &sentences, batch)?;
+        minilm = minilm.with_batch_size(batch);
+        let measured = rates(&minilm, &sentences, batch)?;
         print_row("candle minilm", batch, &measured);
         results.push(json!({"engine": "candle-minilm", "batch": batch, "sentences_per_s": median(&measured), "rounds": measured}));
     }
@@ -173,7 +169,7 @@ fn main() -> anyhow::Result<()> {
         print_row("hashed", batch, &measured);
         results.push(json!({"engine": "hashed", "batch": batch, "sentences_per_s": median(&measured), "rounds": measured}));
     }
-    if !sentence_transformers_importable() {
+    if !with_sentence_transformers {
         println!(
             "sentence-transformers: python3 cannot import sentence_transformers here; not timed"
         );

@@ -50,11 +50,7 @@ pub enum Command {
 
 /// Parses the command line and runs the command.
 pub fn run() -> Result<()> {
-    let cli = Cli::parse();
-    match cli.command {
-        Some(command) => dispatch(Some(command)),
-        None => demo_cmd::main_job(),
-    }
+    dispatch(Cli::parse().command)
 }
 
 /// Runs one parsed command (`None`: the main job).
