@@ -6,6 +6,7 @@ pub mod cli;
 pub mod crossclr;
 pub mod encode;
 pub mod eval;
+pub mod hash;
 pub mod ingest;
 pub mod jobs;
 pub mod media;

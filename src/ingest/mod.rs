@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::encode::{EncodeError, TextEncoder, VisualEncoder};
+use crate::hash::fnv1a;
 use crate::jobs::{CancelToken, ProgressSender};
 use crate::media::{
     BatchItem, Fit, FrameRequest, FrameSize, MediaError, SampleOptions, ThumbnailCache,
@@ -182,12 +183,7 @@ fn staged_name(key: &str) -> String {
         })
         .take(60)
         .collect();
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in key.bytes() {
-        hash ^= byte as u64;
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{readable}-{hash:016x}.safetensors")
+    format!("{readable}-{:016x}.safetensors", fnv1a(key.as_bytes()))
 }
 
 /// Ingests the project's videos (or one shard of them) and, for a whole run, merges.

@@ -14,6 +14,7 @@ use super::error::MediaError;
 use super::frame::RgbFrame;
 use super::sample::{DecodeStats, VideoDecoder};
 use super::scale::{Fit, FrameSize};
+use crate::hash::fnv1a;
 use crate::jobs::{CancelToken, ProgressSender};
 use crate::project::{CACHE_DIR, write_atomic};
 
@@ -241,13 +242,6 @@ fn folder_name(video_id: &str) -> String {
     )
 }
 
-/// FNV-1a, 64 bits: stable across runs, platforms and Rust versions (unlike `DefaultHasher`).
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
-        (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,6 +257,5 @@ mod tests {
         assert!(!odd.contains('/') && !odd.starts_with('.'), "{odd}");
         assert_eq!(odd, folder_name("../cooking/video 1"));
         assert_ne!(folder_name("a b"), folder_name("a_b"));
-        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
     }
 }

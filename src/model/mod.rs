@@ -35,7 +35,7 @@ pub use checkpoint::{
 pub use config::{HeadConfig, HeadKind};
 pub use coot::CootHead;
 pub use error::{ModelError, TensorMismatch};
-pub use init::{INIT_STD, InitRule, fnv1a, init_rule, initialise};
+pub use init::{INIT_STD, InitRule, init_rule, initialise};
 pub use input::{ModelInput, SequenceBatch};
 pub use mlp::MlpHead;
 

@@ -17,6 +17,7 @@ use super::error::ProjectError;
 use super::manifest::ManifestEntry;
 use super::video_folder::{VideoFolder, VideoMatch};
 use super::{Project, sort_splits};
+use crate::hash::fnv1a;
 
 /// How videos without a split in the captions file are split: `test` and `val` get these
 /// fractions of them (rounded to whole videos), `train` the rest.
@@ -436,12 +437,7 @@ pub fn split_by_video<'a>(
 /// FNV-1a of the key, mixed with the seed by SplitMix64's finaliser: stable across platforms
 /// and releases (unlike `std`'s hasher), so a recorded seed keeps meaning the same split.
 fn seeded_hash(seed: u64, key: &str) -> u64 {
-    let mut hash = 0xcbf2_9ce4_8422_2325u64;
-    for byte in key.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    let mut z = hash ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let mut z = fnv1a(key.as_bytes()) ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
