@@ -42,13 +42,14 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use anyhow::{Context, bail};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
+use crossclr::crossclr::LossSettings;
 use crossclr::jobs::{CancelToken, progress_channel};
 use crossclr::model::{
-    CheckpointMeta, EmbeddingHead, Encoder, HeadConfig, Mode, checkpoint_bytes, initialise,
+    CheckpointMeta, EmbeddingHead, EncoderSpec, HeadConfig, Mode, checkpoint_bytes, initialise,
 };
 use crossclr::train::{
-    BatchLimits, CorpusView, LossSettings, MemoryStore, Objective, PackedView, PlateauConfig,
-    RAdamConfig, TrainConfig, TrainEvent, make_batch, train,
+    BatchLimits, CorpusView, MemoryStore, Objective, PackedView, PlateauConfig, RAdamConfig,
+    TrainConfig, TrainEvent, make_batch, train,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -211,11 +212,11 @@ fn config(epochs: usize) -> TrainConfig {
         seed: SEED,
         max_steps: MAX_STEPS,
         max_context_steps: MAX_CONTEXT_STEPS,
-        video_encoder: Encoder {
+        video_encoder: EncoderSpec {
             name: "synthetic".into(),
             dim: VIDEO_DIM,
         },
-        text_encoder: Encoder {
+        text_encoder: EncoderSpec {
             name: "synthetic".into(),
             dim: TEXT_DIM,
         },

@@ -15,13 +15,14 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use candle_core::Device;
-use crossclr::cli::setup_run::{corpus, embed_split, train_config};
 use crossclr::jobs::{CancelToken, progress_channel};
 use crossclr::model::{EmbeddingHead, load_checkpoint};
-use crossclr::project::config::{EncoderSpec, Head, LossKind as Loss, LossMode};
+use crossclr::project::config::{EncoderSpec, HeadKind, LossKind as Loss, Mode as LossMode};
 use crossclr::project::{ProjectConfig, SplitFeatures};
 use crossclr::synth::{SynthConfig, generate};
-use crossclr::train::{MemoryStore, Outcome, RetrievalReport, retrieval, train};
+use crossclr::train::{
+    CorpusView, MemoryStore, Outcome, RetrievalReport, TrainConfig, embed_split, retrieval, train,
+};
 use serde_json::{Value, json};
 
 struct Variant {
@@ -108,15 +109,15 @@ fn train_and_test(
     splits: &[SplitFeatures],
     device: &Device,
 ) -> Result<Trained> {
-    let settings = train_config(config)?;
+    let settings = TrainConfig::from_project(config)?;
     let mut store = MemoryStore::default();
     let (events, receiver) = progress_channel(256);
     let drain = std::thread::spawn(move || receiver.into_iter().count());
     let started = Instant::now();
     let outcome = train(
         &settings,
-        &corpus(&splits[0]),
-        &corpus(&splits[1]),
+        &CorpusView::of(&splits[0]),
+        &CorpusView::of(&splits[1]),
         device,
         &mut store,
         &events,
@@ -206,7 +207,7 @@ fn main() -> Result<()> {
             dim: synth.text_dim,
         });
         // What `crossclr synth` writes: frame- and token-level features, so the `coot` head.
-        config.model.head = Head::Coot;
+        config.model.head = HeadKind::Coot;
         if let Some(epochs) = epochs {
             config.train.epochs = epochs;
         }

@@ -2,8 +2,10 @@
 //!
 //! Data flows one way (DESIGN.md §3): media → features → model → embeddings → analysis → views.
 
+pub mod analysis;
 pub mod cli;
 pub mod crossclr;
+pub mod demo;
 pub mod encode;
 pub mod eval;
 pub mod hash;

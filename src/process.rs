@@ -1,4 +1,5 @@
-//! Process-wide settings for the binaries, which must be in place before any worker thread starts.
+//! Process-wide settings for the binaries, which must be in place before any worker thread starts,
+//! and the one Ctrl-C handler of the process.
 
 /// Tunes the process for candle on the CPU. Measured on a 12-epoch run of the small synthetic
 /// project (2 cores): without these settings most of the run was kernel time.
@@ -30,3 +31,28 @@ pub unsafe fn configure() {
 /// do not name: entry 15, between `mi_option_eager_commit_delay` (14) and
 /// `mi_option_use_numa_nodes` (16), which they do.
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// The process's Ctrl-C, as a cancel token: the handler is installed once, on the first call,
+/// and every call hands out the same token. The first Ctrl-C cancels it, so jobs stop at their
+/// next step boundary and save what they must; a second one ends the process at once (exit
+/// 130), which atomic writes make safe.
+pub fn interrupt_token() -> Result<crate::jobs::CancelToken, ctrlc::Error> {
+    static TOKEN: std::sync::Mutex<Option<crate::jobs::CancelToken>> = std::sync::Mutex::new(None);
+    let mut slot = TOKEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(token) = slot.as_ref() {
+        return Ok(token.clone());
+    }
+    let token = crate::jobs::CancelToken::new();
+    let handler = token.clone();
+    ctrlc::set_handler(move || {
+        if handler.is_cancelled() {
+            std::process::exit(130);
+        }
+        handler.cancel();
+        eprintln!("\nstopping at the next step; Ctrl-C again quits at once");
+    })?;
+    *slot = Some(token.clone());
+    Ok(token)
+}

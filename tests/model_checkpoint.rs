@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use candle_core::{DType, Device, Tensor};
 use crossclr::model::{
-    CheckpointMeta, Encoder, HeadConfig, HeadKind, Mode, ModelError, TensorMismatch,
+    CheckpointMeta, EncoderSpec, HeadConfig, HeadKind, Mode, ModelError, TensorMismatch,
     checkpoint_bytes, load_checkpoint, parameter_shapes,
 };
 use model_common::*;
@@ -14,11 +14,11 @@ use model_common::*;
 fn meta(cfg: &HeadConfig) -> CheckpointMeta {
     CheckpointMeta {
         head: cfg.clone(),
-        video_encoder: Encoder {
+        video_encoder: EncoderSpec {
             name: "s3d-howto100m".into(),
             dim: cfg.video_dim,
         },
-        text_encoder: Encoder {
+        text_encoder: EncoderSpec {
             name: "all-MiniLM-L6-v2".into(),
             dim: cfg.text_dim,
         },

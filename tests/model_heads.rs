@@ -6,8 +6,8 @@ mod model_common;
 use candle_core::{DType, Device, IndexOp, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use crossclr::model::{
-    CheckpointMeta, EmbeddingHead, Encoder, HeadConfig, HeadKind, Mode, ModelInput, SequenceBatch,
-    checkpoint_bytes, initialise,
+    CheckpointMeta, EmbeddingHead, EncoderSpec, HeadConfig, HeadKind, Mode, ModelInput,
+    SequenceBatch, checkpoint_bytes, initialise,
 };
 use model_common::*;
 use rand::SeedableRng;
@@ -185,11 +185,11 @@ fn a_video_embeds_the_same_alone_or_beside_other_videos() {
 fn meta(cfg: &HeadConfig, seed: u64) -> CheckpointMeta {
     CheckpointMeta {
         head: cfg.clone(),
-        video_encoder: Encoder {
+        video_encoder: EncoderSpec {
             name: "test-video".into(),
             dim: cfg.video_dim,
         },
-        text_encoder: Encoder {
+        text_encoder: EncoderSpec {
             name: "test-text".into(),
             dim: cfg.text_dim,
         },

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crossclr::project::Project;
-use crossclr::project::config::{Head, SourceKind};
+use crossclr::project::config::{HeadKind, SourceKind};
 use safetensors::tensor::{Dtype, TensorView};
 
 fn new_project(dir: &Path, features: &Path) -> (bool, String, String) {
@@ -217,7 +217,7 @@ fn new_from_features_imports_padded_and_pooled_splits() {
             .unwrap()
             .ends_with("features.safetensors")
     );
-    assert_eq!(config.model.head, Head::Coot);
+    assert_eq!(config.model.head, HeadKind::Coot);
     let video = config.encoders.video.as_ref().unwrap();
     assert_eq!((video.name.as_str(), video.dim), ("precomputed", DV));
     assert_eq!(config.encoders.text.as_ref().unwrap().dim, DT);
@@ -301,7 +301,7 @@ fn pooled_features_get_the_mlp_head() {
     assert!(ok, "{stdout}\n{stderr}");
     assert!(stdout.contains("nothing skipped"), "{stdout}");
     let project = Project::open(&project_dir).unwrap();
-    assert_eq!(project.config().model.head, Head::Mlp);
+    assert_eq!(project.config().model.head, HeadKind::Mlp);
     let toml = std::fs::read_to_string(project.config_path()).unwrap();
     assert!(toml.contains("head = \"mlp\""), "{toml}");
     assert!(toml.contains("max_context_frames = 160"), "{toml}");

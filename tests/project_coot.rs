@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use crossclr::project::config::{Head, SourceKind};
+use crossclr::project::config::{HeadKind, SourceKind};
 use crossclr::project::coot::{CootPaths, import_coot, sample_frames, segment_frames};
 use crossclr::project::{ManifestEntry, Project};
 use hdf5_metno as hdf5;
@@ -376,7 +376,7 @@ fn a_coot_import_writes_a_project_that_reads_back() {
     import.write(&project_dir, config).unwrap();
 
     let project = Project::open(&project_dir).unwrap();
-    assert_eq!(project.config().model.head, Head::Coot);
+    assert_eq!(project.config().model.head, HeadKind::Coot);
     assert_eq!(
         project.config().encoders.video.as_ref().unwrap().dim,
         VIDEO_DIM

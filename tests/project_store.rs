@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use crossclr::project::config::{Head, LossKind, LossMode, ProjectConfig, SourceKind};
+use crossclr::project::config::{HeadKind, LossKind, Mode, ProjectConfig, SourceKind};
 use crossclr::project::features::SequenceError;
 use crossclr::project::manifest::{read_manifest, write_manifest};
 use crossclr::project::{
@@ -385,10 +385,10 @@ fn a_failed_save_leaves_the_previous_file_intact() {
 fn config_defaults_are_the_papers_and_every_key_is_written() {
     let config = ProjectConfig::default();
     assert_eq!(config.project.version, 1);
-    assert_eq!(config.model.head, Head::Mlp);
+    assert_eq!(config.model.head, HeadKind::Mlp);
     assert_eq!(config.model.max_frames, 80);
     assert_eq!(config.loss.kind, LossKind::Crossclr);
-    assert_eq!(config.loss.mode, LossMode::Paper);
+    assert_eq!(config.loss.mode, Mode::Paper);
     assert_eq!(config.loss.tau, 0.03);
     assert_eq!(config.loss.kappa, 0.0035);
     assert_eq!(config.loss.queue, 5000);
@@ -611,7 +611,8 @@ fn project_directory_layout_and_refusals() {
         project.features_path("val"),
         dir.join("features/val.safetensors")
     );
-    assert_eq!(project.run_dir("r1"), dir.join("runs/r1"));
+    let run = project.run(&crossclr::project::RunName::new("r1").unwrap());
+    assert_eq!(run.dir(), dir.join("runs/r1"));
     assert_eq!(project.maps_dir(), dir.join("maps"));
     assert!(project.runs_dir().is_dir());
     assert!(project.splits().unwrap().is_empty());

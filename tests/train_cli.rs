@@ -54,7 +54,8 @@ fn train_writes_a_run_refuses_to_overwrite_it_and_eval_reports_both_levels() {
     let records = metrics(&run_dir);
     assert_eq!(records.len(), 2);
     for (epoch, record) in records.iter().enumerate() {
-        assert_eq!(record["epoch"], epoch);
+        // Epochs count from 1, as the progress lines count them.
+        assert_eq!(record["epoch"], epoch + 1);
         assert!(record["loss"].as_f64().unwrap().is_finite());
         let pruned = record["pruned_fraction"].as_f64().unwrap();
         assert!((0.0..1.0).contains(&pruned), "{record}");
@@ -220,7 +221,7 @@ fn ctrl_c_saves_the_state_and_resume_finishes_the_run() {
         .iter()
         .map(|r| r["epoch"].as_u64().unwrap())
         .collect();
-    assert_eq!(epochs, (0..target as u64).collect::<Vec<_>>());
+    assert_eq!(epochs, (1..=target as u64).collect::<Vec<_>>());
 }
 
 #[test]

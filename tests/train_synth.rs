@@ -2,13 +2,13 @@
 //! reproducible to the byte, it resumes exactly, and a diverging run stops naming the culprit.
 
 use candle_core::Device;
-use crossclr::cli::setup_run::corpus;
+use crossclr::crossclr::LossSettings;
 use crossclr::jobs::{CancelToken, progress_channel};
-use crossclr::model::{Encoder, HeadConfig, HeadKind};
+use crossclr::model::{EncoderSpec, HeadConfig, HeadKind};
 use crossclr::project::SplitFeatures;
 use crossclr::synth::{SynthConfig, generate};
 use crossclr::train::{
-    LossSettings, MemoryStore, Outcome, PlateauConfig, RAdamConfig, TrainConfig, TrainError,
+    CorpusView, MemoryStore, Outcome, PlateauConfig, RAdamConfig, TrainConfig, TrainError,
     TrainEvent, train,
 };
 
@@ -50,11 +50,11 @@ fn config(epochs: usize, seed: u64) -> TrainConfig {
         seed,
         max_steps: 16,
         max_context_steps: 48,
-        video_encoder: Encoder {
+        video_encoder: EncoderSpec {
             name: "synthetic".into(),
             dim: synth.video_dim,
         },
-        text_encoder: Encoder {
+        text_encoder: EncoderSpec {
             name: "synthetic".into(),
             dim: synth.text_dim,
         },
@@ -85,8 +85,8 @@ fn run(
         });
         let outcome = train(
             config,
-            &corpus(&splits[0]),
-            &corpus(&splits[1]),
+            &CorpusView::of(&splits[0]),
+            &CorpusView::of(&splits[1]),
             &Device::Cpu,
             store,
             &events,
@@ -170,11 +170,12 @@ fn a_cancelled_run_resumes_to_the_same_bytes_as_an_uninterrupted_one() {
     let config = config(3, 9);
     let mut whole = MemoryStore::default();
     run(&config, &splits, &mut whole, None, false).unwrap();
-    // 40 videos, 16 per batch: 3 steps per epoch. Cancel in the middle of the second epoch.
+    // 40 videos, 16 per batch: 3 steps per epoch. Cancel in the middle of the second epoch
+    // (epochs count from 1).
     let mut interrupted = MemoryStore::default();
     let outcome = run(&config, &splits, &mut interrupted, Some(4), false).unwrap();
     assert!(
-        matches!(outcome, Outcome::Cancelled { epoch: 1, .. }),
+        matches!(outcome, Outcome::Cancelled { epoch: 2, .. }),
         "{outcome:?}"
     );
     assert_eq!(interrupted.metrics.len(), 1);
@@ -203,7 +204,7 @@ fn a_diverging_run_names_the_culprit_and_keeps_the_last_good_checkpoint() {
     let error = run(&poisoned, &splits, &mut store, None, false).unwrap_err();
     let message = error.to_string();
     assert!(
-        matches!(error, TrainError::NonFinite { epoch: 0, .. }),
+        matches!(error, TrainError::NonFinite { epoch: 1, .. }),
         "{message}"
     );
     assert!(

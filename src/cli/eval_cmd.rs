@@ -6,21 +6,13 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use clap::{Args, ValueEnum};
+use clap::Args;
 
-use super::setup_run::{RunFiles, device, embed_split, load_run_head, load_split};
 use super::tensor_file::TensorFile;
 use crate::eval::{RetrievalMetrics, Similarity, TiePolicy};
-use crate::project::{Project, write_safetensors_atomic};
-use crate::train::retrieval;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum TiesArg {
-    /// A candidate scoring as high as the true match ranks above it.
-    Pessimistic,
-    /// Only strictly higher scores rank above the true match.
-    Optimistic,
-}
+use crate::model::DeviceKind;
+use crate::project::{Project, RunName};
+use crate::train::evaluate_run;
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
@@ -29,21 +21,22 @@ pub struct EvalArgs {
     pub project: Option<PathBuf>,
     /// The run under runs/ (default: the one whose checkpoint was written last).
     #[arg(long, requires = "project")]
-    pub run: Option<String>,
+    pub run: Option<RunName>,
     /// The split to evaluate (default: train.report_split if the project has it, else train.val_split).
     #[arg(long, requires = "project")]
     pub split: Option<String>,
-    /// Device for the forward passes (cpu or cuda).
-    #[arg(long, default_value = "cpu", requires = "project")]
-    pub device: String,
+    /// Device for the forward passes (cuda with the `cuda` feature).
+    #[arg(long, value_enum, default_value_t = DeviceKind::Cpu, requires = "project")]
+    pub device: DeviceKind,
     /// Safetensors file with a tensor `similarity` (rows = queries, true match on the diagonal).
     #[arg(long, value_name = "FILE")]
     pub similarity: Option<PathBuf>,
     /// Evaluate the other direction: columns as queries.
     #[arg(long)]
     pub transpose: bool,
-    #[arg(long, value_enum, default_value = "pessimistic")]
-    pub ties: TiesArg,
+    /// How a candidate scoring as high as the true match counts.
+    #[arg(long, value_enum, default_value_t = TiePolicy::Pessimistic)]
+    pub ties: TiePolicy,
     /// Print one JSON object with recalls as fractions.
     #[arg(long)]
     pub json: bool,
@@ -71,10 +64,7 @@ fn run_similarity(args: &EvalArgs, path: &std::path::Path) -> Result<()> {
     } else {
         similarity
     };
-    let ties = match args.ties {
-        TiesArg::Pessimistic => TiePolicy::Pessimistic,
-        TiesArg::Optimistic => TiePolicy::Optimistic,
-    };
+    let ties = args.ties;
     let metrics = similarity.metrics(ties);
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -87,10 +77,7 @@ fn run_similarity(args: &EvalArgs, path: &std::path::Path) -> Result<()> {
             similarity.rows(),
             similarity.cols(),
             if args.transpose { " (transposed)" } else { "" },
-            match ties {
-                TiePolicy::Pessimistic => "pessimistic",
-                TiePolicy::Optimistic => "optimistic",
-            }
+            ties
         )?;
         print_table(&mut out, &metrics)?;
     }
@@ -116,86 +103,61 @@ pub fn print_table(out: &mut impl Write, metrics: &RetrievalMetrics) -> std::io:
     )
 }
 
-/// The run whose checkpoint was written last.
-pub(crate) fn latest_run(project: &Project) -> Result<String> {
-    let runs = project.runs_dir();
-    let mut best: Option<(std::time::SystemTime, String)> = None;
-    for entry in std::fs::read_dir(&runs).with_context(|| format!("reading {}", runs.display()))? {
-        let entry = entry?;
-        let files = RunFiles::new(entry.path());
-        if let Ok(modified) = std::fs::metadata(files.checkpoint()).and_then(|m| m.modified()) {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if best.as_ref().is_none_or(|(time, _)| modified > *time) {
-                best = Some((modified, name));
-            }
-        }
-    }
-    best.map(|(_, name)| name).ok_or_else(|| {
-        anyhow::anyhow!(
-            "no run in {} has a checkpoint yet: run `crossclr train` first",
-            runs.display()
-        )
-    })
-}
-
 fn run_project(args: &EvalArgs, dir: &std::path::Path) -> Result<()> {
     let project = Project::open(dir)?;
-    project.check_features()?;
-    let config = project.config();
     let name = match &args.run {
         Some(name) => name.clone(),
-        None => latest_run(&project)?,
+        None => project.latest_run()?,
     };
-    let device = device(&args.device)?;
-    let (head, meta) = load_run_head(&project, &name, &device)?;
-    let files = RunFiles::new(project.run_dir(&name));
-    let splits = project.splits()?;
-    let split = match &args.split {
-        Some(split) => split.clone(),
-        None if splits.contains(&config.train.report_split) => config.train.report_split.clone(),
-        None => config.train.val_split.clone(),
-    };
-    let features = load_split(&project, &split, "evaluation")?;
-    let embeddings = embed_split(&head, config, &features, &device)?;
-    let report = retrieval(&embeddings)?;
+    evaluate_and_print(
+        &project,
+        &name,
+        args.split.as_deref(),
+        args.device,
+        args.json,
+    )
+}
 
-    let metadata = std::collections::HashMap::from([
-        ("run".to_string(), name.clone()),
-        ("split".to_string(), split.clone()),
-        ("epoch".to_string(), meta.epoch.to_string()),
-        (
-            "clip_keys".to_string(),
-            serde_json::to_string(&features.clip_keys)?,
-        ),
-        (
-            "video_keys".to_string(),
-            serde_json::to_string(&features.video_keys)?,
-        ),
-    ]);
-    let tensors = [
-        ("clip", &embeddings.clip),
-        ("sentence", &embeddings.sentence),
-        ("video", &embeddings.video),
-        ("paragraph", &embeddings.paragraph),
-    ];
-    write_safetensors_atomic(&files.embeddings(), tensors, Some(metadata))?;
-
+/// Evaluates a run, keeps its embeddings beside it and prints the metrics: a table per
+/// direction, or one JSON object.
+pub(super) fn evaluate_and_print(
+    project: &Project,
+    name: &RunName,
+    split: Option<&str>,
+    device: DeviceKind,
+    json: bool,
+) -> Result<()> {
+    let evaluated = evaluate_run(project, name, split, &device.open()?)?;
+    let run = project.run(name);
+    // The metrics need nothing written: a project that cannot be written to (read-only media, a
+    // shared folder) still shows them, with the reason the embeddings were not kept.
+    let kept = run.write_embeddings(&evaluated.embeddings);
     let mut out = std::io::stdout().lock();
-    if args.json {
-        writeln!(out, "{}", serde_json::to_string(&report)?)?;
-        return Ok(());
+    if json {
+        writeln!(out, "{}", serde_json::to_string(&evaluated.report)?)?;
+    } else {
+        writeln!(
+            out,
+            "run `{name}` (epoch {}) on split `{}`: {} clips, {} videos; {}",
+            evaluated.epoch,
+            evaluated.split,
+            evaluated.clips,
+            evaluated.videos,
+            match &kept {
+                Ok(()) => format!("embeddings in {}", run.embeddings().display()),
+                Err(_) => "embeddings not kept".to_string(),
+            }
+        )?;
+        for (direction, metrics) in evaluated.report.directions() {
+            writeln!(out, "{direction}")?;
+            print_table(&mut out, &metrics)?;
+        }
     }
-    writeln!(
-        out,
-        "run `{name}` (epoch {}) on split `{split}`: {} clips, {} videos; embeddings in {}",
-        meta.epoch + 1,
-        features.num_clips(),
-        features.num_videos(),
-        files.embeddings().display()
-    )?;
-    for (direction, metrics) in report.directions() {
-        writeln!(out, "{direction}")?;
-        print_table(&mut out, &metrics)?;
+    if let Err(error) = kept {
+        eprintln!(
+            "warning: {:#}",
+            anyhow::Error::from(error).context("the embeddings were not written")
+        );
     }
     Ok(())
 }

@@ -2,13 +2,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
-use candle_core::Device;
+use anyhow::Result;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::encode::{TextEncoder, VisualEncoder, minilm_dir, text_encoder, visual_encoder};
-use crate::ingest::{IngestOptions, IngestReport, Shard, ingest};
+use crate::encode::{TextEncoder, VisualEncoder};
+use crate::ingest::{IngestOptions, IngestReport, Shard, choose_encoders, ingest};
 use crate::jobs::{CancelToken, progress_channel, spawn_named};
 use crate::project::Project;
 use crate::project::config::SourceKind;
@@ -43,38 +42,6 @@ pub struct IngestArgs {
     pub restart: bool,
 }
 
-/// The encoders a run uses: the flag, else what the project recorded, else the default.
-pub fn choose_encoders(
-    project: &Project,
-    visual: Option<&str>,
-    text: Option<&str>,
-) -> Result<(Box<dyn VisualEncoder>, Box<dyn TextEncoder>)> {
-    let recorded = &project.config().encoders;
-    let visual_name = visual
-        .map(str::to_string)
-        .or_else(|| recorded.video.as_ref().map(|spec| spec.name.clone()))
-        .unwrap_or_else(|| "descriptor".into());
-    let text_name = text
-        .map(str::to_string)
-        .or_else(|| recorded.text.as_ref().map(|spec| spec.name.clone()))
-        .unwrap_or_else(|| {
-            if minilm_dir().is_ok_and(|dir| dir.is_dir()) {
-                "minilm".into()
-            } else {
-                eprintln!(
-                    "note: all-MiniLM-L6-v2 is not installed (scripts/setup.sh installs it); captions are encoded by the built-in hashed encoder"
-                );
-                "hashed".into()
-            }
-        });
-    let device = Device::Cpu;
-    let visual = visual_encoder(&visual_name, &device)
-        .with_context(|| format!("cannot make the visual encoder `{visual_name}`"))?;
-    let text = text_encoder(&text_name, &device)
-        .with_context(|| format!("cannot make the text encoder `{text_name}`"))?;
-    Ok((visual, text))
-}
-
 pub fn run(args: &IngestArgs) -> Result<()> {
     let mut project = Project::open(&args.project)?;
     if project.config().source.kind != SourceKind::Videos {
@@ -83,7 +50,15 @@ pub fn run(args: &IngestArgs) -> Result<()> {
             args.project.display()
         );
     }
-    let (visual, text) = choose_encoders(&project, args.visual.as_deref(), args.text.as_deref())?;
+    let encoders = choose_encoders(
+        &project.config().encoders,
+        args.visual.as_deref(),
+        args.text.as_deref(),
+    )?;
+    if let Some(note) = &encoders.note {
+        eprintln!("note: {note}");
+    }
+    let (visual, text) = (encoders.visual, encoders.text);
     let options = IngestOptions {
         frames_per_clip: args.frames_per_clip.max(1),
         shard: args.shard,
@@ -91,10 +66,7 @@ pub fn run(args: &IngestArgs) -> Result<()> {
         thumbnails: !args.no_thumbnails,
         restart: args.restart,
     };
-    let cancel = CancelToken::new();
-    let on_interrupt = cancel.clone();
-    // A second Ctrl-C still ends the process the usual way once the handler is gone.
-    let _ = ctrlc::set_handler(move || on_interrupt.cancel());
+    let cancel = crate::process::interrupt_token()?;
     let report = ingest_with_progress(&mut project, &*visual, &*text, &options, &cancel)?;
     print_report(
         &args.project.display().to_string(),
@@ -109,7 +81,7 @@ pub fn run(args: &IngestArgs) -> Result<()> {
 }
 
 /// Runs the ingest on this thread with a progress bar fed from a bounded channel.
-pub fn ingest_with_progress(
+fn ingest_with_progress(
     project: &mut Project,
     visual: &dyn VisualEncoder,
     text: &dyn TextEncoder,

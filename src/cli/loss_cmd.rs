@@ -4,32 +4,14 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use serde::Serialize;
 
 use super::tensor_file::TensorFile;
 use crate::crossclr::{
-    ContrastiveLoss, CrossClr, CrossClrConfig, CrossClrQueue, HostMatrix, InfoNce, LossReport,
-    MaxMargin, Mode, MultiPositive, PairBatch, QueueInit, SideReport, XmlNet,
+    ContrastiveLoss, CrossClrConfig, CrossClrQueue, HostMatrix, LossKind, LossReport, LossSettings,
+    Mode, MultiPositive, PairBatch, QueueInit, SideReport,
 };
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LossKind {
-    /// CrossCLR (Zolfaghari et al., ICCV 2021).
-    Crossclr,
-    /// Symmetric InfoNCE (CLIP).
-    Infonce,
-    /// COOT's max-margin loss.
-    Maxmargin,
-    /// InfoNCE excluding false negatives by output connectivity (X-MLNet).
-    Xmlnet,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ModeArg {
-    Paper,
-    Official,
-}
 
 #[derive(Debug, Args)]
 pub struct LossArgs {
@@ -41,21 +23,21 @@ pub struct LossArgs {
     /// `queue_video_in` (K×Dv), `queue_text_in` (K×Dt).
     #[arg(long, value_name = "FILE")]
     pub queue_init: Option<PathBuf>,
-    #[arg(long, value_enum, default_value = "paper")]
-    pub mode: ModeArg,
-    #[arg(long, value_enum, default_value = "crossclr")]
+    #[arg(long, value_enum, default_value_t = CrossClrConfig::PAPER.mode)]
+    pub mode: Mode,
+    #[arg(long, value_enum, default_value_t = LossSettings::PAPER.kind)]
     pub loss: LossKind,
     /// Temperature τ of the logits.
-    #[arg(long, default_value_t = 0.03, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = CrossClrConfig::PAPER.tau, allow_negative_numbers = true)]
     pub tau: f64,
     /// Temperature κ of the sample weights.
-    #[arg(long, default_value_t = 0.0035, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = CrossClrConfig::PAPER.kappa, allow_negative_numbers = true)]
     pub kappa: f64,
     /// Weight λ of the intra-modal negatives.
-    #[arg(long, default_value_t = 0.8, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = CrossClrConfig::PAPER.lambda, allow_negative_numbers = true)]
     pub lambda: f64,
     /// Pruning threshold γ on the normalised connectivity.
-    #[arg(long, default_value_t = 0.9, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = CrossClrConfig::PAPER.gamma, allow_negative_numbers = true)]
     pub gamma: f64,
     /// Queue length K: the batches become consecutive steps through one queue.
     #[arg(long, value_name = "K")]
@@ -64,10 +46,10 @@ pub struct LossArgs {
     #[arg(long, value_name = "K")]
     pub multi_pos: Option<usize>,
     /// Target weight β of the extra positives.
-    #[arg(long, default_value_t = 0.15, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = MultiPositive::DEFAULT_BETA, allow_negative_numbers = true)]
     pub beta: f64,
     /// Margin of the max-margin loss.
-    #[arg(long, default_value_t = 0.2, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = LossSettings::PAPER.margin, allow_negative_numbers = true)]
     pub margin: f64,
     /// Seed of the noise an official-mode queue starts from when no --queue-init is given.
     #[arg(long, default_value_t = 0)]
@@ -107,28 +89,32 @@ struct OutputJson {
     steps: Vec<StepJson>,
 }
 
-fn config(args: &LossArgs) -> CrossClrConfig {
-    CrossClrConfig {
-        mode: match args.mode {
-            ModeArg::Paper => Mode::Paper,
-            ModeArg::Official => Mode::Official,
+/// The loss the flags describe; `queue` is the queue's length, 0 without one.
+fn settings(args: &LossArgs, queue: usize) -> LossSettings {
+    LossSettings {
+        kind: args.loss,
+        crossclr: CrossClrConfig {
+            mode: args.mode,
+            tau: args.tau,
+            kappa: args.kappa,
+            lambda: args.lambda,
+            gamma: args.gamma,
+            multi_positive: args.multi_pos.map(|k| MultiPositive { k, beta: args.beta }),
         },
-        tau: args.tau,
-        kappa: args.kappa,
-        lambda: args.lambda,
-        gamma: args.gamma,
-        multi_positive: args.multi_pos.map(|k| MultiPositive { k, beta: args.beta }),
+        queue,
+        margin: args.margin,
+        ..LossSettings::PAPER
     }
 }
 
-fn queue_init(args: &LossArgs, capacity: Option<usize>) -> Result<(usize, QueueInit)> {
-    let config = config(args);
-    match (&args.queue_init, config.mode) {
+/// How the queue starts: the buffers of `--queue-init` (official mode), else the mode's own
+/// start; the queue holds `--queue` slots, else as many as the buffers.
+fn queue_start(args: &LossArgs) -> Result<(usize, QueueInit)> {
+    match (&args.queue_init, args.mode) {
         (Some(path), Mode::Official) => {
             let file = TensorFile::open(path)?;
             let video_emb = file.matrix("queue_video_emb")?;
-            let rows = video_emb.dim(0)?;
-            let capacity = capacity.unwrap_or(rows);
+            let capacity = args.queue.unwrap_or(video_emb.dim(0)?);
             let host = |name: &str| -> Result<HostMatrix> {
                 let tensor = file.matrix(name)?;
                 HostMatrix::from_tensor(&tensor, name)
@@ -148,35 +134,24 @@ fn queue_init(args: &LossArgs, capacity: Option<usize>) -> Result<(usize, QueueI
             "--queue-init sets the initial buffers of official mode; paper mode starts from an \
              empty queue (add --mode official, or drop --queue-init)"
         ),
-        (None, mode) => {
-            let Some(capacity) = capacity else {
-                bail!("internal: queue_init without a queue");
-            };
-            let init = match mode {
-                Mode::Paper => QueueInit::Empty,
-                Mode::Official => QueueInit::Noise { seed: args.seed },
-            };
-            Ok((capacity, init))
-        }
+        (None, mode) => Ok((
+            args.queue.unwrap_or(0),
+            QueueInit::for_mode(mode, args.seed),
+        )),
     }
 }
 
 fn build_loss(args: &LossArgs) -> Result<Box<dyn ContrastiveLoss>> {
-    let config = config(args);
     let uses_queue = args.queue.is_some() || args.queue_init.is_some();
     if args.loss != LossKind::Crossclr && (uses_queue || args.multi_pos.is_some()) {
         bail!("--queue, --queue-init and --multi-pos apply to --loss crossclr only");
     }
-    Ok(match args.loss {
-        LossKind::Crossclr if uses_queue => {
-            let (capacity, init) = queue_init(args, args.queue)?;
-            Box::new(CrossClrQueue::new(config, capacity, init)?)
-        }
-        LossKind::Crossclr => Box::new(CrossClr::new(config)?),
-        LossKind::Infonce => Box::new(InfoNce::new(args.tau)?),
-        LossKind::Maxmargin => Box::new(MaxMargin::new(args.margin)?),
-        LossKind::Xmlnet => Box::new(XmlNet::with_tau(args.tau)?),
-    })
+    if uses_queue {
+        let (capacity, init) = queue_start(args)?;
+        let config = settings(args, capacity).crossclr;
+        return Ok(Box::new(CrossClrQueue::new(config, capacity, init)?));
+    }
+    Ok(settings(args, 0).build()?)
 }
 
 fn load_batch(path: &std::path::Path) -> Result<PairBatch> {
@@ -241,7 +216,7 @@ pub fn run(args: &LossArgs) -> Result<()> {
     if args.json {
         let output = OutputJson {
             loss: loss.name(),
-            mode: config(args).mode.to_string(),
+            mode: args.mode.to_string(),
             steps,
         };
         println!("{}", serde_json::to_string(&output)?);

@@ -6,7 +6,6 @@ mod ingest_cmd;
 mod loss_cmd;
 mod new_cmd;
 mod search_cmd;
-pub mod setup_run;
 mod synth_cmd;
 mod tensor_file;
 mod train_cmd;

@@ -153,10 +153,7 @@ fn print_summary(
         SourceKind::Coot => "coot",
         SourceKind::Videos => "videos",
     };
-    let head = match config.model.head {
-        crate::project::config::Head::Mlp => "mlp",
-        crate::project::config::Head::Coot => "coot",
-    };
+    let head = config.model.head;
     writeln!(
         out,
         "created {dir} · project {:?} · source {kind} · head {head}",

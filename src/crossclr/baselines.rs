@@ -95,6 +95,9 @@ pub struct MaxMargin {
 }
 
 impl MaxMargin {
+    /// The margin COOT trains with.
+    pub const COOT_MARGIN: f64 = 0.2;
+
     pub fn new(margin: f64) -> Result<Self, LossError> {
         if !(margin.is_finite() && margin >= 0.0) {
             return Err(LossError::Config(format!(
@@ -107,7 +110,9 @@ impl MaxMargin {
 
 impl Default for MaxMargin {
     fn default() -> Self {
-        Self { margin: 0.2 }
+        Self {
+            margin: Self::COOT_MARGIN,
+        }
     }
 }
 

@@ -1,9 +1,16 @@
+//! The settings of every loss this module computes: one definition of each, with its default, used
+//! directly by projects (`crossclr.toml`), training, the `loss` command and the app.
+
 use serde::{Deserialize, Serialize};
 
+use super::ContrastiveLoss;
 use super::LossError;
+use super::baselines::{InfoNce, MaxMargin, XmlNet};
+use super::pairwise::CrossClr;
+use super::queue::{CrossClrQueue, QueueInit};
 
 /// Which CrossCLR to compute (DESIGN.md §4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// The paper's equations: λ multiplies exp(logit), removed entries are −∞, the self-similarity
@@ -47,6 +54,11 @@ pub struct MultiPositive {
     pub beta: f64,
 }
 
+impl MultiPositive {
+    /// The supplementary material's target weight of an extra positive.
+    pub const DEFAULT_BETA: f64 = 0.15;
+}
+
 /// The settings of a CrossCLR loss. Defaults are the paper's YouCook2 values.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -65,18 +77,21 @@ pub struct CrossClrConfig {
 
 impl Default for CrossClrConfig {
     fn default() -> Self {
-        Self {
-            mode: Mode::Paper,
-            tau: 0.03,
-            kappa: 35e-4,
-            lambda: 0.8,
-            gamma: 0.9,
-            multi_positive: None,
-        }
+        Self::PAPER
     }
 }
 
 impl CrossClrConfig {
+    /// The paper's YouCook2 values (DESIGN.md §4), in paper mode.
+    pub const PAPER: Self = Self {
+        mode: Mode::Paper,
+        tau: 0.03,
+        kappa: 35e-4,
+        lambda: 0.8,
+        gamma: 0.9,
+        multi_positive: None,
+    };
+
     pub fn validate(&self) -> Result<(), LossError> {
         let positive = |name: &str, value: f64| {
             if value.is_finite() && value > 0.0 {
@@ -110,5 +125,89 @@ impl CrossClrConfig {
             }
         }
         Ok(())
+    }
+}
+
+/// The loss families a run can train with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LossKind {
+    /// CrossCLR (Zolfaghari et al., ICCV 2021).
+    #[default]
+    Crossclr,
+    /// Symmetric InfoNCE (CLIP).
+    Infonce,
+    /// COOT's max-margin loss.
+    Maxmargin,
+    /// InfoNCE excluding false negatives by output connectivity (X-MLNet).
+    Xmlnet,
+}
+
+impl std::fmt::Display for LossKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LossKind::Crossclr => "crossclr",
+            LossKind::Infonce => "infonce",
+            LossKind::Maxmargin => "maxmargin",
+            LossKind::Xmlnet => "xmlnet",
+        })
+    }
+}
+
+/// A loss and its settings: what a run trains with at both levels, and what `crossclr loss`
+/// explains. Defaults are the paper's YouCook2 values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LossSettings {
+    pub kind: LossKind,
+    /// τ, κ, λ, γ, mode and multiple positives (τ also serves InfoNCE and X-MLNet).
+    pub crossclr: CrossClrConfig,
+    /// Queue length at the local level (0: no queue). CrossCLR only.
+    pub queue: usize,
+    /// Weight of the video/paragraph-level loss against the clip/sentence level.
+    pub global_weight: f64,
+    /// Margin of the max-margin loss.
+    pub margin: f64,
+}
+
+impl Default for LossSettings {
+    fn default() -> Self {
+        Self::PAPER
+    }
+}
+
+impl LossSettings {
+    /// The paper's objective: CrossCLR with a queue of 5000 at the clip level, `L_local + 0.6·L_global`.
+    pub const PAPER: Self = Self {
+        kind: LossKind::Crossclr,
+        crossclr: CrossClrConfig::PAPER,
+        queue: 5000,
+        global_weight: 0.6,
+        margin: MaxMargin::COOT_MARGIN,
+    };
+
+    /// The loss without a queue (the video level, or the clip level when `queue` is 0).
+    pub fn build(&self) -> Result<Box<dyn ContrastiveLoss>, LossError> {
+        let tau = self.crossclr.tau;
+        Ok(match self.kind {
+            LossKind::Crossclr => Box::new(CrossClr::new(self.crossclr)?),
+            LossKind::Infonce => Box::new(InfoNce::new(tau)?),
+            LossKind::Maxmargin => Box::new(MaxMargin::new(self.margin)?),
+            LossKind::Xmlnet => Box::new(XmlNet::with_tau(tau)?),
+        })
+    }
+
+    /// Whether the clip level runs through a queue: CrossCLR with `queue` > 0 (the baselines
+    /// have none, whatever `queue` says).
+    pub fn uses_queue(&self) -> bool {
+        self.kind == LossKind::Crossclr && self.queue > 0
+    }
+
+    /// CrossCLR with its queue of `queue` slots, starting from `init`, or `None` when
+    /// [`LossSettings::uses_queue`] is false.
+    pub fn build_queue(&self, init: QueueInit) -> Result<Option<CrossClrQueue>, LossError> {
+        if !self.uses_queue() {
+            return Ok(None);
+        }
+        CrossClrQueue::new(self.crossclr, self.queue, init).map(Some)
     }
 }

@@ -23,7 +23,7 @@ mod pairwise;
 mod queue;
 
 pub use baselines::{InfoNce, MaxMargin, XmlNet};
-pub use config::{CrossClrConfig, Mode, MultiPositive};
+pub use config::{CrossClrConfig, LossKind, LossSettings, Mode, MultiPositive};
 pub use connectivity::{
     batch_connectivity, influential_mask, normalised_scores, queue_connectivity, sample_weights,
 };

@@ -33,6 +33,17 @@ pub enum QueueInit {
     },
 }
 
+impl QueueInit {
+    /// How each mode starts when no buffers are given: paper mode empty, official mode full of
+    /// seeded noise, as the released code starts.
+    pub fn for_mode(mode: Mode, seed: u64) -> Self {
+        match mode {
+            Mode::Paper => QueueInit::Empty,
+            Mode::Official => QueueInit::Noise { seed },
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Buffers {
     video_emb: Tensor,

@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
-use super::check::EncoderMismatch;
+use crate::project::encoders::EncoderMismatch;
 
 #[derive(Debug, Error)]
 pub enum EncodeError {
@@ -36,6 +36,13 @@ pub enum EncodeError {
         side: &'static str,
         name: String,
         reason: String,
+    },
+    #[error("cannot make the {side} encoder `{name}`")]
+    Build {
+        side: &'static str,
+        name: String,
+        #[source]
+        source: Box<EncodeError>,
     },
     #[error(transparent)]
     Mismatch(#[from] EncoderMismatch),

@@ -9,7 +9,7 @@
 //! | [`VisualEncoder`]| [`DescriptorVisualEncoder`] (`descriptor`) | [`ClipVisualEncoder`] (`clip:<folder>`) |
 //!
 //! An encoder is named by the string in `crossclr.toml`'s `[encoders]` ([`text_encoder`],
-//! [`visual_encoder`] build one from it), and [`check_encoders`] says how a project's encoders
+//! [`visual_encoder`] build one from it), and [`crate::project::encoders::check_encoders`] says how a project's encoders
 //! differ from a checkpoint's or from live ones.
 //!
 //! Model folders live under [`models_dir`]: `$CROSSCLR_MODELS_DIR`, else the platform cache
@@ -29,7 +29,7 @@ mod spec;
 use std::path::PathBuf;
 
 pub use bert::BertTextEncoder;
-pub use check::{EncoderMismatch, Side, SideMismatch, check_encoders, check_side, live_encoders};
+pub use check::live_encoders;
 pub use clip::ClipVisualEncoder;
 pub use descriptor::DescriptorVisualEncoder;
 pub use error::EncodeError;

@@ -22,7 +22,7 @@ pub enum EvalError {
 }
 
 /// How a candidate scoring exactly as high as the true match is counted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum TiePolicy {
     /// Every other candidate scoring ≥ the true match ranks above it (a constant scorer gets the
@@ -31,6 +31,15 @@ pub enum TiePolicy {
     Pessimistic,
     /// Only candidates scoring strictly higher rank above it.
     Optimistic,
+}
+
+impl std::fmt::Display for TiePolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TiePolicy::Pessimistic => "pessimistic",
+            TiePolicy::Optimistic => "optimistic",
+        })
+    }
 }
 
 /// Recalls as fractions in [0, 1]; ranks are 1-based as in the literature.

@@ -10,6 +10,10 @@
 //!
 //! Uses project, media, encode and jobs; DESIGN §3 places it between media/encode and training.
 
+mod encoders;
+
+pub use encoders::{ChosenEncoders, choose_encoders};
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

@@ -70,6 +70,40 @@ where
         .spawn(work)
 }
 
+/// Runs `work` on this thread with a progress channel of its own, whose updates a named thread
+/// passes on to `events` through `map`: a job that reports one kind of update can be a step of a
+/// larger job that reports another. Routine updates the job sends are still dropped when its
+/// channel is full; what reaches the relay waits for room in `events`.
+pub fn relay<T, U, R>(
+    name: &str,
+    events: &ProgressSender<U>,
+    map: impl Fn(T) -> U + Send,
+    work: impl FnOnce(&ProgressSender<T>) -> R,
+) -> R
+where
+    T: Send,
+    U: Send,
+{
+    let (sender, receiver) = progress_channel::<T>(64);
+    std::thread::scope(|scope| {
+        let relayed = std::thread::Builder::new()
+            .name(name.to_string())
+            .spawn_scoped(scope, move || {
+                for update in receiver {
+                    if !events.send_important(map(update)) {
+                        break;
+                    }
+                }
+            });
+        let result = work(&sender);
+        drop(sender);
+        if let Ok(relayed) = relayed {
+            let _ = relayed.join();
+        }
+        result
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,6 +118,27 @@ mod tests {
         let worker = spawn_named("test-job", move || sender.send_important(99)).unwrap();
         assert_eq!(receiver.recv().unwrap(), 99);
         assert!(worker.join().unwrap());
+    }
+
+    #[test]
+    fn a_relayed_job_reports_through_the_outer_channel() {
+        let (outer, receiver) = progress_channel::<String>(256);
+        let result = relay(
+            "test-relay",
+            &outer,
+            |n: usize| format!("step {n}"),
+            |inner| {
+                for n in 0..3 {
+                    inner.send_important(n);
+                }
+                42
+            },
+        );
+        assert_eq!(result, 42);
+        assert_eq!(
+            receiver.try_iter().collect::<Vec<_>>(),
+            ["step 0", "step 1", "step 2"]
+        );
     }
 
     #[test]

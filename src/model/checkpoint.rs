@@ -13,9 +13,12 @@ use serde::{Deserialize, Serialize};
 
 use super::{EmbeddingHead, HeadConfig, ModelError, TensorMismatch};
 
-/// A feature encoder the head was trained on: its name and the width of its features.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-pub struct Encoder {
+/// A feature encoder: its name (`precomputed` for imported features) and the width of one
+/// frame's (or token's) feature vector. Projects record theirs in `crossclr.toml`, checkpoints
+/// the ones their head was trained on.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct EncoderSpec {
     pub name: String,
     pub dim: usize,
 }
@@ -25,10 +28,11 @@ pub struct Encoder {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct CheckpointMeta {
     pub head: HeadConfig,
-    pub video_encoder: Encoder,
-    pub text_encoder: Encoder,
+    pub video_encoder: EncoderSpec,
+    pub text_encoder: EncoderSpec,
     pub loss: serde_json::Value,
     pub seed: u64,
+    /// The epoch the weights are from, counted from 1.
     pub epoch: usize,
     pub metrics: serde_json::Value,
 }

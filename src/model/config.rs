@@ -2,16 +2,17 @@ use serde::{Deserialize, Serialize};
 
 use super::ModelError;
 
-/// Which embedding head to build (DESIGN.md §5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// Which embedding head to build (DESIGN.md §5). A project's import picks the one its features
+/// suit (`project::import`): COOT's transformers when clips have frames, the MLP otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum HeadKind {
     /// Per modality LayerNorm → Linear → GELU → Linear on pooled features; the video (paragraph)
     /// embedding is the mean of its clip (sentence) embeddings.
-    Mlp,
-    /// COOT's local/global transformers (Ging et al., NeurIPS 2020): CrossCLR's backbone, hence
-    /// the default.
     #[default]
+    Mlp,
+    /// COOT's local/global transformers (Ging et al., NeurIPS 2020): CrossCLR's backbone, for
+    /// frame and token features.
     Coot,
 }
 
@@ -25,7 +26,8 @@ impl std::fmt::Display for HeadKind {
 }
 
 /// The shape of an embedding head. Defaults are the paper's YouCook2 setting (attention dim 384,
-/// 8 local and 8 global heads, dropout 5%) on 512-d video and 768-d text features.
+/// 8 local and 8 global heads, dropout 5%) on 512-d video and 768-d text features, with the
+/// default head kind.
 ///
 /// Unknown fields are rejected so that a misspelt setting in a project file is an error, not a
 /// silently ignored line.
@@ -56,7 +58,7 @@ pub struct HeadConfig {
 impl Default for HeadConfig {
     fn default() -> Self {
         Self {
-            kind: HeadKind::Coot,
+            kind: HeadKind::default(),
             video_dim: 512,
             text_dim: 768,
             joint_dim: 384,
@@ -127,5 +129,45 @@ impl HeadConfig {
             }
         }
         Ok(())
+    }
+}
+
+/// Where a head runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceKind {
+    #[default]
+    Cpu,
+    /// The first CUDA device; needs a build with the `cuda` feature.
+    Cuda,
+}
+
+impl std::fmt::Display for DeviceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DeviceKind::Cpu => "cpu",
+            DeviceKind::Cuda => "cuda",
+        })
+    }
+}
+
+impl DeviceKind {
+    /// Opens the device, saying why CUDA cannot be used where it cannot.
+    pub fn open(self) -> Result<candle_core::Device, ModelError> {
+        match self {
+            DeviceKind::Cpu => Ok(candle_core::Device::Cpu),
+            DeviceKind::Cuda if !candle_core::utils::cuda_is_available() => {
+                Err(ModelError::Config(
+                    "device cuda: this build has no CUDA support (build with `--features cuda`)"
+                        .into(),
+                ))
+            }
+            DeviceKind::Cuda => {
+                candle_core::Device::new_cuda(0).map_err(|source| ModelError::Device {
+                    device: "CUDA device 0".into(),
+                    source,
+                })
+            }
+        }
     }
 }

@@ -12,6 +12,12 @@ pub enum ModelError {
     /// Every tensor that does not fit the head, collected so that one error tells the whole story.
     #[error("{}", mismatch_text(.0))]
     Mismatch(Vec<TensorMismatch>),
+    #[error("cannot open {device}")]
+    Device {
+        device: String,
+        #[source]
+        source: candle_core::Error,
+    },
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 }

@@ -30,9 +30,9 @@ use candle_nn::{VarBuilder, VarMap};
 use rand_chacha::ChaCha8Rng;
 
 pub use checkpoint::{
-    CheckpointMeta, Encoder, checkpoint_bytes, load_checkpoint, parameter_shapes,
+    CheckpointMeta, EncoderSpec, checkpoint_bytes, load_checkpoint, parameter_shapes,
 };
-pub use config::{HeadConfig, HeadKind};
+pub use config::{DeviceKind, HeadConfig, HeadKind};
 pub use coot::CootHead;
 pub use error::{ModelError, TensorMismatch};
 pub use init::{INIT_STD, InitRule, init_rule, initialise};

@@ -2,8 +2,9 @@
 //!
 //! Every section is `#[serde(default)]`, so a file written by an older version (missing keys or
 //! whole sections) still loads, while an unknown key is an error naming it and its line: a typo
-//! in a hyperparameter must not be silently ignored. These are plain data; the training and model
-//! modules map them onto their own types.
+//! in a hyperparameter must not be silently ignored. The settings' kinds (loss, mode, head,
+//! device) and their defaults are the loss's and the model's own types, used here directly; this
+//! file only lays them out flat, as a user edits them.
 
 use std::path::Path;
 
@@ -11,6 +12,10 @@ use serde::{Deserialize, Serialize};
 
 use super::atomic::write_atomic;
 use super::error::ProjectError;
+use crate::crossclr::{CrossClrConfig, LossSettings, MultiPositive};
+pub use crate::crossclr::{LossKind, Mode};
+use crate::model::HeadConfig;
+pub use crate::model::{DeviceKind, EncoderSpec, HeadKind};
 
 /// The `crossclr.toml` format this program writes; files of a newer format are refused.
 pub const FORMAT_VERSION: u32 = 1;
@@ -99,32 +104,13 @@ pub struct EncodersSection {
     pub text: Option<EncoderSpec>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EncoderSpec {
-    /// `precomputed` for imported features, else the encoder's name.
-    pub name: String,
-    /// Width of one frame's (or token's) feature vector.
-    pub dim: usize,
-}
-
 /// The name recorded for features that were imported rather than computed here.
 pub const PRECOMPUTED: &str = "precomputed";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Head {
-    /// Per modality LayerNorm → Linear → GELU → Linear on pooled features.
-    #[default]
-    Mlp,
-    /// COOT's local (frames of a clip) and global (clips of a video) transformers.
-    Coot,
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelSection {
-    pub head: Head,
+    pub head: HeadKind,
     /// Output width of the `mlp` head.
     pub joint_dim: usize,
     pub attention_dim: usize,
@@ -141,38 +127,37 @@ pub struct ModelSection {
 
 impl Default for ModelSection {
     fn default() -> Self {
+        let head = HeadConfig::default();
         Self {
-            head: Head::Mlp,
-            joint_dim: 384,
-            attention_dim: 384,
-            local_heads: 8,
-            global_heads: 8,
-            pool_heads: 2,
-            dropout: 0.05,
+            head: head.kind,
+            joint_dim: head.joint_dim,
+            attention_dim: head.attention_dim,
+            local_heads: head.local_heads,
+            global_heads: head.global_heads,
+            pool_heads: head.pool_heads,
+            dropout: head.dropout,
             max_frames: 80,
             max_context_frames: 160,
         }
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LossKind {
-    #[default]
-    Crossclr,
-    Infonce,
-    Maxmargin,
-    Xmlnet,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LossMode {
-    /// The paper's equations.
-    #[default]
-    Paper,
-    /// The authors' released code, quirks included.
-    Official,
+impl ModelSection {
+    /// The head these settings describe, reading features `video_dim` and `text_dim` wide.
+    pub fn head_config(&self, video_dim: usize, text_dim: usize) -> HeadConfig {
+        HeadConfig {
+            kind: self.head,
+            video_dim,
+            text_dim,
+            joint_dim: self.joint_dim,
+            attention_dim: self.attention_dim,
+            local_heads: self.local_heads,
+            global_heads: self.global_heads,
+            pool_heads: self.pool_heads,
+            dropout: self.dropout,
+            max_positions: self.max_frames.max(self.max_context_frames).max(1),
+        }
+    }
 }
 
 /// The loss settings; defaults are the paper's YouCook2 values (DESIGN §4).
@@ -180,7 +165,7 @@ pub enum LossMode {
 #[serde(default, deny_unknown_fields)]
 pub struct LossSection {
     pub kind: LossKind,
-    pub mode: LossMode,
+    pub mode: Mode,
     pub tau: f64,
     pub kappa: f64,
     pub lambda: f64,
@@ -198,18 +183,49 @@ pub struct LossSection {
 
 impl Default for LossSection {
     fn default() -> Self {
+        Self::from_settings(&LossSettings::default())
+    }
+}
+
+impl LossSection {
+    /// The section that writes `settings` out.
+    pub fn from_settings(settings: &LossSettings) -> Self {
+        let crossclr = &settings.crossclr;
         Self {
-            kind: LossKind::Crossclr,
-            mode: LossMode::Paper,
-            tau: 0.03,
-            kappa: 0.0035,
-            lambda: 0.8,
-            gamma: 0.9,
-            queue: 5000,
-            global_weight: 0.6,
-            multi_positive_k: 0,
-            beta: 0.15,
-            margin: 0.2,
+            kind: settings.kind,
+            mode: crossclr.mode,
+            tau: crossclr.tau,
+            kappa: crossclr.kappa,
+            lambda: crossclr.lambda,
+            gamma: crossclr.gamma,
+            queue: settings.queue,
+            global_weight: settings.global_weight,
+            multi_positive_k: crossclr.multi_positive.map_or(0, |m| m.k),
+            beta: crossclr
+                .multi_positive
+                .map_or(MultiPositive::DEFAULT_BETA, |m| m.beta),
+            margin: settings.margin,
+        }
+    }
+
+    /// The loss these settings describe.
+    pub fn settings(&self) -> LossSettings {
+        LossSettings {
+            kind: self.kind,
+            crossclr: CrossClrConfig {
+                mode: self.mode,
+                tau: self.tau,
+                kappa: self.kappa,
+                lambda: self.lambda,
+                gamma: self.gamma,
+                multi_positive: (self.multi_positive_k > 0).then_some(MultiPositive {
+                    k: self.multi_positive_k,
+                    beta: self.beta,
+                }),
+            },
+            queue: self.queue,
+            global_weight: self.global_weight,
+            margin: self.margin,
         }
     }
 }
@@ -235,7 +251,7 @@ pub struct TrainSection {
     pub val_split: String,
     /// The split results are reported on; it may not exist (YouCook2 has no public test labels).
     pub report_split: String,
-    pub device: String,
+    pub device: DeviceKind,
 }
 
 impl Default for TrainSection {
@@ -256,7 +272,38 @@ impl Default for TrainSection {
             train_split: "train".into(),
             val_split: "val".into(),
             report_split: "test".into(),
-            device: "cpu".into(),
+            device: DeviceKind::Cpu,
+        }
+    }
+}
+
+/// Where a run's checkpoint is chosen: never on the split its results are reported on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    /// On this split (`train.val_split`), kept apart from the reported one.
+    Split(String),
+    /// On the last tenth of the training videos, because the project has no separate report
+    /// split (YouCook2 has only train and val): results are reported on val, which stays unseen.
+    TrainTail,
+}
+
+impl TrainSection {
+    /// The split results are reported on: `report_split` when the project has it, else
+    /// `val_split`.
+    pub fn report_split_in(&self, splits: &[String]) -> &str {
+        if splits.contains(&self.report_split) {
+            &self.report_split
+        } else {
+            &self.val_split
+        }
+    }
+
+    /// Where the checkpoint is chosen, given the splits the project has.
+    pub fn selection(&self, splits: &[String]) -> Selection {
+        if splits.contains(&self.report_split) && self.report_split != self.val_split {
+            Selection::Split(self.val_split.clone())
+        } else {
+            Selection::TrainTail
         }
     }
 }
@@ -274,16 +321,19 @@ impl ProjectConfig {
             },
             None => ProjectError::file(path, e.message().trim_end()),
         })?;
-        config
-            .validate()
-            .map_err(|message| ProjectError::file(path, message))?;
+        config.validate().map_err(|setting| ProjectError::Setting {
+            path: path.to_path_buf(),
+            setting,
+        })?;
         Ok(config)
     }
 
     /// Writes every key, defaults included, so the file documents what can be set. Atomic.
     pub fn save(&self, path: &Path) -> Result<(), ProjectError> {
-        self.validate()
-            .map_err(|message| ProjectError::file(path, format!("not saved: {message}")))?;
+        self.validate().map_err(|setting| ProjectError::NotSaved {
+            path: path.to_path_buf(),
+            setting,
+        })?;
         let body = toml::to_string_pretty(self)
             .map_err(|e| ProjectError::file(path, format!("cannot serialize the settings: {e}")))?;
         let text = format!(
@@ -293,13 +343,22 @@ impl ProjectConfig {
     }
 
     /// Checks the values no component could use, naming the key and what was expected.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), SettingError> {
+        let bad = |key: &str, problem: String| {
+            Err(SettingError {
+                key: key.to_string(),
+                problem,
+            })
+        };
         let version = self.project.version;
         if version == 0 || version > FORMAT_VERSION {
-            return Err(format!(
-                "`project.version` is {version}; this program reads format 1 to {FORMAT_VERSION} \
-                 (a newer crossclr wrote this project?)"
-            ));
+            return bad(
+                "project.version",
+                format!(
+                    "is {version}; this program reads format 1 to {FORMAT_VERSION} \
+                     (a newer crossclr wrote this project?)"
+                ),
+            );
         }
         for (key, spec) in [
             ("encoders.video", &self.encoders.video),
@@ -307,10 +366,16 @@ impl ProjectConfig {
         ] {
             if let Some(spec) = spec {
                 if spec.name.is_empty() {
-                    return Err(format!("`{key}.name` is empty; expected an encoder name"));
+                    return bad(
+                        &format!("{key}.name"),
+                        "is empty; expected an encoder name".into(),
+                    );
                 }
                 if spec.dim == 0 {
-                    return Err(format!("`{key}.dim` is 0; expected the feature width"));
+                    return bad(
+                        &format!("{key}.dim"),
+                        "is 0; expected the feature width".into(),
+                    );
                 }
             }
         }
@@ -321,7 +386,7 @@ impl ProjectConfig {
             if let Some(value) = value
                 && !(0.0..1.0).contains(&value)
             {
-                return Err(format!("`{key}` is {value}; expected 0 ≤ fraction < 1"));
+                return bad(key, format!("is {value}; expected 0 ≤ fraction < 1"));
             }
         }
         let m = &self.model;
@@ -336,7 +401,7 @@ impl ProjectConfig {
             ("train.epochs", self.train.epochs),
         ] {
             if value == 0 {
-                return Err(format!("`{key}` is 0; expected a positive integer"));
+                return bad(key, "is 0; expected a positive integer".into());
             }
         }
         for (key, heads) in [
@@ -344,17 +409,23 @@ impl ProjectConfig {
             ("model.global_heads", m.global_heads),
         ] {
             if !m.attention_dim.is_multiple_of(heads) {
-                return Err(format!(
-                    "`{key}` = {heads} does not divide `model.attention_dim` = {}",
-                    m.attention_dim
-                ));
+                return bad(
+                    key,
+                    format!(
+                        "= {heads} does not divide `model.attention_dim` = {}",
+                        m.attention_dim
+                    ),
+                );
             }
         }
         if self.train.batch_size < 2 {
-            return Err(format!(
-                "`train.batch_size` is {}; a contrastive batch needs at least 2 videos",
-                self.train.batch_size
-            ));
+            return bad(
+                "train.batch_size",
+                format!(
+                    "is {}; a contrastive batch needs at least 2 videos",
+                    self.train.batch_size
+                ),
+            );
         }
         let l = &self.loss;
         let t = &self.train;
@@ -367,7 +438,7 @@ impl ProjectConfig {
             ("train.min_lr", t.min_lr),
         ] {
             if !(value.is_finite() && value > 0.0) {
-                return Err(format!("`{key}` is {value}; expected a positive number"));
+                return bad(key, format!("is {value}; expected a positive number"));
             }
         }
         for (key, value) in [
@@ -378,7 +449,7 @@ impl ProjectConfig {
             ("train.weight_decay", t.weight_decay),
         ] {
             if !(value.is_finite() && value >= 0.0) {
-                return Err(format!("`{key}` is {value}; expected a number ≥ 0"));
+                return bad(key, format!("is {value}; expected a number ≥ 0"));
             }
         }
         for (key, value) in [
@@ -387,21 +458,34 @@ impl ProjectConfig {
             ("train.beta2", t.beta2),
         ] {
             if !(0.0..1.0).contains(&value) {
-                return Err(format!("`{key}` is {value}; expected 0 ≤ value < 1"));
+                return bad(key, format!("is {value}; expected 0 ≤ value < 1"));
             }
         }
         for (key, value) in [
             ("train.train_split", &t.train_split),
             ("train.val_split", &t.val_split),
             ("train.report_split", &t.report_split),
-            ("train.device", &t.device),
         ] {
-            if value.is_empty() {
-                return Err(format!("`{key}` is empty"));
+            if !super::is_valid_split_name(value) {
+                return bad(
+                    key,
+                    format!(
+                        "is `{value}`; expected a split name (letters, digits, `_`, `-`, `.`, not starting with `.`)"
+                    ),
+                );
             }
         }
         Ok(())
     }
+}
+
+/// A value in the settings that no component could use: the key (`section.key`) and what is
+/// wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{key}` {problem}")]
+pub struct SettingError {
+    pub key: String,
+    pub problem: String,
 }
 
 fn line_of(text: &str, byte: usize) -> usize {

@@ -15,6 +15,16 @@ pub enum ProjectError {
     },
     #[error("{}: {message}", path.display())]
     File { path: PathBuf, message: String },
+    #[error("{}: {setting}", path.display())]
+    Setting {
+        path: PathBuf,
+        setting: super::config::SettingError,
+    },
+    #[error("{}: not saved: {setting}", path.display())]
+    NotSaved {
+        path: PathBuf,
+        setting: super::config::SettingError,
+    },
     #[error("{}:{line}: {message}", path.display())]
     Line {
         path: PathBuf,
@@ -49,6 +59,27 @@ pub enum ProjectError {
     NoFeatures { dir: PathBuf, next_step: String },
     #[error("split `{split}` has no feature file {}", path.display())]
     NoSuchSplit { split: String, path: PathBuf },
+    #[error("`{name}` cannot be a run name: {problem}")]
+    RunName { name: String, problem: &'static str },
+    #[error(
+        "run `{run}` is being written by another crossclr ({}); wait for it to finish or stop it, or name another run with --run ({})",
+        if holder.is_empty() { "a process that is starting" } else { holder.as_str() },
+        dir.display()
+    )]
+    RunLocked {
+        run: String,
+        dir: PathBuf,
+        holder: String,
+    },
+    #[error("run `{run}` has no checkpoint at {}", path.display())]
+    NoCheckpoint {
+        run: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no run in {} has a checkpoint yet: run `crossclr train` first", dir.display())]
+    NoRuns { dir: PathBuf },
 }
 
 impl ProjectError {

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
-use super::config::{EncoderSpec, Head, PRECOMPUTED, ProjectConfig};
+use super::config::{EncoderSpec, HeadKind, PRECOMPUTED, ProjectConfig};
 use super::error::ProjectError;
 use super::features::{Sequences, SplitFeatures};
 use super::manifest::ManifestEntry;
@@ -80,9 +80,9 @@ impl Import {
             });
         }
         config.model.head = if self.max_frames_per_clip() > 1 {
-            Head::Coot
+            HeadKind::Coot
         } else {
-            Head::Mlp
+            HeadKind::Mlp
         };
     }
 

@@ -1,17 +1,20 @@
 //! The project directory (DESIGN §2): `crossclr.toml`, `manifest.jsonl`, the per-split feature
 //! store, and where runs and maps go. Every file is written atomically.
 //!
-//! This module uses no other module of the crate: everything downstream (training, the app)
-//! reads projects through it.
+//! It uses no other module of the crate but the setting types of `crossclr` (the loss) and
+//! `model` (the head, encoders, device) that `crossclr.toml` holds: everything downstream
+//! (training, analysis, the app) reads projects through it.
 
 pub mod atomic;
 pub mod captions;
 pub mod config;
 pub mod coot;
+pub mod encoders;
 mod error;
 pub mod features;
 pub mod import;
 pub mod manifest;
+pub mod runs;
 pub mod video_folder;
 pub mod videos;
 
@@ -23,6 +26,7 @@ use config::SourceKind;
 pub use error::ProjectError;
 pub use features::{Sequences, SplitFeatures};
 pub use manifest::{LineProblem, Manifest, ManifestEntry};
+pub use runs::{EmbeddingMatrix, RunDir, RunEmbeddings, RunLock, RunName};
 
 pub const CONFIG_FILE: &str = "crossclr.toml";
 pub const MANIFEST_FILE: &str = "manifest.jsonl";
@@ -175,10 +179,6 @@ impl Project {
 
     pub fn runs_dir(&self) -> PathBuf {
         self.dir.join(RUNS_DIR)
-    }
-
-    pub fn run_dir(&self, name: &str) -> PathBuf {
-        self.runs_dir().join(name)
     }
 
     pub fn maps_dir(&self) -> PathBuf {

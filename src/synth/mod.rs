@@ -328,7 +328,7 @@ mod tests {
         );
         assert_eq!(
             project.config().model.head,
-            crate::project::config::Head::Coot
+            crate::project::config::HeadKind::Coot
         );
         let manifest = project.read_manifest().unwrap();
         assert!(manifest.problems.is_empty());

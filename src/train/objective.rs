@@ -2,58 +2,13 @@
 //! weighted loss at the video/paragraph level (without), `L_local + w · L_global` (w = 0.6).
 
 use candle_core::Tensor;
-use serde::{Deserialize, Serialize};
 
 use super::data::TrainBatch;
 use crate::crossclr::{
-    ContrastiveLoss, CrossClr, CrossClrConfig, CrossClrQueue, InfoNce, LossError, LossReport,
-    MaxMargin, Mode, PairBatch, QueueInit, QueueState, XmlNet,
+    ContrastiveLoss, CrossClrQueue, LossError, LossReport, LossSettings, PairBatch, QueueInit,
+    QueueState,
 };
 use crate::model::Embeddings;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LossKind {
-    Crossclr,
-    Infonce,
-    Maxmargin,
-    Xmlnet,
-}
-
-impl std::fmt::Display for LossKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            LossKind::Crossclr => "crossclr",
-            LossKind::Infonce => "infonce",
-            LossKind::Maxmargin => "maxmargin",
-            LossKind::Xmlnet => "xmlnet",
-        })
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LossSettings {
-    pub kind: LossKind,
-    /// τ, κ, λ, γ, mode and multiple positives (τ also serves InfoNCE and X-MLNet).
-    pub crossclr: CrossClrConfig,
-    /// Queue length at the local level (0: no queue). CrossCLR only.
-    pub queue: usize,
-    pub global_weight: f64,
-    /// Margin of the max-margin loss.
-    pub margin: f64,
-}
-
-impl Default for LossSettings {
-    fn default() -> Self {
-        Self {
-            kind: LossKind::Crossclr,
-            crossclr: CrossClrConfig::default(),
-            queue: 5000,
-            global_weight: 0.6,
-            margin: 0.2,
-        }
-    }
-}
 
 enum LocalLoss {
     Queue(Box<CrossClrQueue>),
@@ -83,35 +38,17 @@ pub struct ObjectiveReport {
     pub global: LossReport,
 }
 
-fn plain(settings: &LossSettings) -> Result<Box<dyn ContrastiveLoss>, LossError> {
-    let tau = settings.crossclr.tau;
-    Ok(match settings.kind {
-        LossKind::Crossclr => Box::new(CrossClr::new(settings.crossclr)?),
-        LossKind::Infonce => Box::new(InfoNce::new(tau)?),
-        LossKind::Maxmargin => Box::new(MaxMargin::new(settings.margin)?),
-        LossKind::Xmlnet => Box::new(XmlNet::with_tau(tau)?),
-    })
-}
-
 impl Objective {
     /// `seed` seeds the noise an official-mode queue starts from.
     pub fn new(settings: &LossSettings, seed: u64) -> Result<Self, LossError> {
-        let local = if settings.kind == LossKind::Crossclr && settings.queue > 0 {
-            let init = match settings.crossclr.mode {
-                Mode::Paper => QueueInit::Empty,
-                Mode::Official => QueueInit::Noise { seed },
-            };
-            LocalLoss::Queue(Box::new(CrossClrQueue::new(
-                settings.crossclr,
-                settings.queue,
-                init,
-            )?))
-        } else {
-            LocalLoss::Plain(plain(settings)?)
+        let init = QueueInit::for_mode(settings.crossclr.mode, seed);
+        let local = match settings.build_queue(init)? {
+            Some(queue) => LocalLoss::Queue(Box::new(queue)),
+            None => LocalLoss::Plain(settings.build()?),
         };
         Ok(Self {
             local,
-            global: plain(settings)?,
+            global: settings.build()?,
             global_weight: settings.global_weight,
         })
     }

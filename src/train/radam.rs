@@ -15,15 +15,9 @@ pub struct RAdamConfig {
 }
 
 impl Default for RAdamConfig {
-    /// COOT's and CrossCLR's settings.
+    /// COOT's: the project's default training settings.
     fn default() -> Self {
-        Self {
-            lr: 7e-4,
-            beta1: 0.56,
-            beta2: 0.98,
-            eps: 1e-8,
-            weight_decay: 0.0,
-        }
+        Self::of(&crate::project::config::TrainSection::default())
     }
 }
 

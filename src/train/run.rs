@@ -14,13 +14,14 @@ use serde::{Deserialize, Serialize};
 use super::TrainError;
 use super::data::{BatchLimits, CorpusView, make_batch};
 use super::evaluate::{RetrievalReport, embed_corpus, retrieval};
-use super::objective::{LossSettings, Objective};
+use super::objective::Objective;
 use super::radam::{RAdam, RAdamConfig};
 use super::schedule::{LrSchedule, PlateauConfig};
 use super::state::{self, Accumulator, Best, Progress};
+use crate::crossclr::LossSettings;
 use crate::jobs::{CancelToken, ProgressSender};
 use crate::model::{
-    CheckpointMeta, EmbeddingHead, Embeddings, Encoder, HeadConfig, Mode, checkpoint_bytes,
+    CheckpointMeta, EmbeddingHead, Embeddings, EncoderSpec, HeadConfig, Mode, checkpoint_bytes,
     initialise,
 };
 
@@ -37,8 +38,8 @@ pub struct TrainConfig {
     pub seed: u64,
     pub max_steps: usize,
     pub max_context_steps: usize,
-    pub video_encoder: Encoder,
-    pub text_encoder: Encoder,
+    pub video_encoder: EncoderSpec,
+    pub text_encoder: EncoderSpec,
 }
 
 impl TrainConfig {
@@ -53,6 +54,7 @@ impl TrainConfig {
 /// What a run reports after each epoch (one line of `metrics.jsonl`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochRecord {
+    /// Counted from 1, like every epoch a user sees.
     pub epoch: usize,
     pub lr: f64,
     pub loss: f64,
@@ -70,6 +72,7 @@ pub struct EpochRecord {
     pub seconds: f64,
 }
 
+/// Progress of a run. Epochs and steps are counted from 1.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TrainEvent {
     Started {
@@ -94,10 +97,10 @@ pub enum TrainEvent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Completed,
-    /// Stopped on request; the state was saved at this epoch and batch.
+    /// Stopped on request in `epoch` (from 1) after `steps_done` of its steps; the state is saved.
     Cancelled {
         epoch: usize,
-        next_batch: usize,
+        steps_done: usize,
     },
 }
 
@@ -273,7 +276,7 @@ pub fn train(
         progress = saved.progress;
     }
     events.send_important(TrainEvent::Started {
-        first_epoch: progress.epoch,
+        first_epoch: progress.epoch + 1,
         epochs: config.epochs,
         steps_per_epoch,
         parameters,
@@ -297,8 +300,8 @@ pub fn train(
                 progress.next_batch = b;
                 save_state(&progress, &optimizer, &objective, store)?;
                 return Ok(Outcome::Cancelled {
-                    epoch,
-                    next_batch: b,
+                    epoch: epoch + 1,
+                    steps_done: b,
                 });
             }
             let started = Instant::now();
@@ -319,9 +322,10 @@ pub fn train(
                     ),
                 };
                 return Err(TrainError::NonFinite {
-                    epoch,
-                    step: b,
+                    epoch: epoch + 1,
+                    step: b + 1,
                     culprit,
+                    kept: progress.best.map(|best| best.epoch + 1),
                 });
             }
             let grads = report.total.backward()?;
@@ -335,7 +339,7 @@ pub fn train(
             accumulated.steps += 1;
             seconds += started.elapsed().as_secs_f64();
             events.send(TrainEvent::Step {
-                epoch,
+                epoch: epoch + 1,
                 step: b + 1,
                 steps: batches.len(),
                 loss,
@@ -343,7 +347,7 @@ pub fn train(
             });
         }
 
-        events.send_important(TrainEvent::Validating { epoch });
+        events.send_important(TrainEvent::Validating { epoch: epoch + 1 });
         // A frozen view of the current weights: no gradient graph is built while embedding.
         let frozen = EmbeddingHead::frozen(&varmap, &config.head, device)?;
         let embeddings =
@@ -354,7 +358,7 @@ pub fn train(
         let improved = progress.best.is_none_or(|best| score > best.score);
         let steps = progress.accumulated.steps.max(1) as f64;
         let record = EpochRecord {
-            epoch,
+            epoch: epoch + 1,
             lr: optimizer.learning_rate(),
             loss: progress.accumulated.loss / steps,
             loss_local: progress.accumulated.local / steps,
@@ -380,10 +384,12 @@ pub fn train(
                 head: config.head.clone(),
                 video_encoder: config.video_encoder.clone(),
                 text_encoder: config.text_encoder.clone(),
-                loss: serde_json::to_value(&config.loss)
-                    .map_err(|e| TrainError::State(e.to_string()))?,
+                loss: serde_json::to_value(&config.loss).map_err(|e| TrainError::StateFormat {
+                    what: "writing the checkpoint's loss settings",
+                    source: Box::new(e),
+                })?,
                 seed: config.seed,
-                epoch,
+                epoch: epoch + 1,
                 metrics,
             };
             let (weights, sidecar) = checkpoint_bytes(&varmap, &meta)?;

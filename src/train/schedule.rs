@@ -16,14 +16,9 @@ pub struct PlateauConfig {
 }
 
 impl Default for PlateauConfig {
+    /// The project's default training settings (the paper's patience and cool-down).
     fn default() -> Self {
-        Self {
-            patience: 6,
-            cooldown: 4,
-            factor: 0.1,
-            min_lr: 1e-7,
-            threshold: 1e-4,
-        }
+        Self::of(&crate::project::config::TrainSection::default())
     }
 }
 
@@ -32,7 +27,9 @@ impl Default for PlateauConfig {
 pub struct Plateau {
     config: PlateauConfig,
     lr: f64,
-    best: f64,
+    /// The best score so far; none before the first epoch that counts. (Not −∞: JSON has no
+    /// infinity, and a state saved before that epoch must read back.)
+    best: Option<f64>,
     bad_epochs: usize,
     cooldown_left: usize,
 }
@@ -42,7 +39,7 @@ impl Plateau {
         Self {
             config,
             lr,
-            best: f64::NEG_INFINITY,
+            best: None,
             bad_epochs: 0,
             cooldown_left: 0,
         }
@@ -54,8 +51,11 @@ impl Plateau {
 
     /// Records an epoch's score (higher is better); returns the rate for the next epoch.
     pub fn step(&mut self, score: f64) -> f64 {
-        if score > self.best * (1.0 + self.config.threshold) {
-            self.best = score;
+        if self
+            .best
+            .is_none_or(|best| score > best * (1.0 + self.config.threshold))
+        {
+            self.best = Some(score);
             self.bad_epochs = 0;
         } else {
             self.bad_epochs += 1;
@@ -140,6 +140,14 @@ mod tests {
             let got = plateau.step(*score);
             assert!((got - want).abs() < 1e-12, "{got} vs {want}");
         }
+    }
+
+    #[test]
+    fn a_plateau_before_its_first_score_survives_a_json_round_trip() {
+        let fresh = Plateau::new(1e-3, PlateauConfig::default());
+        let json = serde_json::to_string(&fresh).unwrap();
+        let back: Plateau = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, fresh);
     }
 
     #[test]

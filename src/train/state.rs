@@ -8,9 +8,9 @@ use candle_core::{DType, Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
 use super::TrainError;
-use super::objective::LossSettings;
 use super::radam::RAdam;
 use super::schedule::LrSchedule;
+use crate::crossclr::LossSettings;
 use crate::crossclr::{HostMatrix, QueueState};
 use crate::model::HeadConfig;
 
@@ -84,8 +84,14 @@ impl Progress {
     }
 }
 
-fn store_error(what: &str, error: impl std::fmt::Display) -> TrainError {
-    TrainError::State(format!("{what}: {error}"))
+fn format_error(
+    what: &'static str,
+    source: impl std::error::Error + Send + Sync + 'static,
+) -> TrainError {
+    TrainError::StateFormat {
+        what,
+        source: Box::new(source),
+    }
 }
 
 /// Serialises a run's state.
@@ -126,9 +132,11 @@ pub fn encode(
         ));
     }
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
-    let json = serde_json::to_string(&progress).map_err(|e| store_error("run state", e))?;
+    let json =
+        serde_json::to_string(&progress).map_err(|e| format_error("writing the bookkeeping", e))?;
     let metadata = HashMap::from([(METADATA_KEY.to_string(), json)]);
-    safetensors::serialize(tensors, Some(metadata)).map_err(|e| store_error("run state", e))
+    safetensors::serialize(tensors, Some(metadata))
+        .map_err(|e| format_error("writing the tensors", e))
 }
 
 /// A decoded state: the bookkeeping and the named tensors.
@@ -140,14 +148,14 @@ pub struct Saved {
 
 pub fn decode(bytes: &[u8], device: &Device) -> Result<Saved, TrainError> {
     let (_, metadata) = safetensors::SafeTensors::read_metadata(bytes)
-        .map_err(|e| store_error("the saved run state is not a safetensors file", e))?;
+        .map_err(|e| format_error("not a safetensors file", e))?;
     let json = metadata
         .metadata()
         .as_ref()
         .and_then(|m| m.get(METADATA_KEY))
-        .ok_or_else(|| TrainError::State(format!("the saved run state lacks `{METADATA_KEY}`")))?;
+        .ok_or_else(|| TrainError::State(format!("metadata `{METADATA_KEY}` is missing")))?;
     let progress: Progress =
-        serde_json::from_str(json).map_err(|e| store_error("the saved run's bookkeeping", e))?;
+        serde_json::from_str(json).map_err(|e| format_error("reading the bookkeeping", e))?;
     let tensors = candle_core::safetensors::load_buffer(bytes, device)?;
     Ok(Saved { progress, tensors })
 }
@@ -156,7 +164,7 @@ impl Saved {
     fn take(&self, key: &str) -> Result<&Tensor, TrainError> {
         self.tensors
             .get(key)
-            .ok_or_else(|| TrainError::State(format!("the saved run state lacks `{key}`")))
+            .ok_or_else(|| TrainError::State(format!("tensor `{key}` is missing")))
     }
 
     /// Puts the weights, the optimizer moments and the queue back.

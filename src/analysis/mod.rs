@@ -1,0 +1,8 @@
+//! What the explorer draws, computed headless: the search index (and, as the analysis issue
+//! lands, layouts, the similarity graph and the pruning audit). Uses the library below it —
+//! projects, encoders, heads, training's embedding of a split, the loss, eval, jobs — never the
+//! app or the CLI.
+
+pub mod search;
+
+pub use search::{Hit, SearchError, SearchIndex};
