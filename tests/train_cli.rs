@@ -122,6 +122,15 @@ fn train_writes_a_run_refuses_to_overwrite_it_and_eval_reports_both_levels() {
         "{stdout}"
     );
 
+    // A missing split is named with the splits there are; the hint names a real setting or flag.
+    let (ok, _, stderr) = crossclr(&["eval", &project, "--run", "first", "--split", "nope"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("`nope`") && stderr.contains("train, val, test"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("evaluation_split"), "{stderr}");
+
     let (ok, _, stderr) = crossclr(&["eval", &project, "--run", "missing"]);
     assert!(!ok);
     assert!(stderr.contains("missing"), "{stderr}");
@@ -251,4 +260,138 @@ fn train_and_eval_name_what_is_wrong() {
     let (ok, _, stderr) = crossclr(&["synth", &project]);
     assert!(!ok, "synth overwrote a project");
     assert!(stderr.contains("not empty"), "{stderr}");
+}
+
+/// Starts `crossclr train PROJECT --run RUN --epochs 40` and returns it with its stdout lines.
+fn start_training(
+    project: &str,
+    run: &str,
+) -> (
+    std::process::Child,
+    std::io::Lines<BufReader<std::process::ChildStdout>>,
+) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_crossclr"))
+        .args(["train", project, "--epochs", "40", "--run", run])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    (child, lines)
+}
+
+/// Reads lines until one starts with `prefix`.
+fn wait_for(lines: &mut impl Iterator<Item = std::io::Result<String>>, prefix: &str) {
+    let mut seen = Vec::new();
+    for line in lines {
+        let line = line.unwrap();
+        if line.starts_with(prefix) {
+            return;
+        }
+        seen.push(line);
+    }
+    panic!("no line starting with {prefix:?}: {seen:?}");
+}
+
+fn interrupt(child: &std::process::Child) {
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn ctrl_c_in_the_first_epoch_leaves_a_run_that_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = synth_project(dir.path());
+    let (mut child, mut lines) = start_training(&project, "early");
+    // The run's first line comes before its first step.
+    wait_for(&mut lines, "run `early`");
+    interrupt(&child);
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    assert!(child.wait().unwrap().success(), "{rest:?}");
+    assert!(
+        rest.last()
+            .is_some_and(|l| l.starts_with("stopped at epoch 1,")),
+        "{rest:?}"
+    );
+    let run_dir = Path::new(&project).join("runs").join("early");
+    assert!(!run_dir.join("metrics.jsonl").exists(), "an epoch finished");
+
+    let (ok, _, stderr) = crossclr(&["train", &project, "--epochs", "2", "--run", "early"]);
+    assert!(!ok, "a plain rerun overwrote the saved state");
+    assert!(stderr.contains("--resume"), "{stderr}");
+    let (ok, stdout, stderr) = crossclr(&[
+        "train", &project, "--epochs", "2", "--run", "early", "--resume",
+    ]);
+    assert!(ok, "resume after a first-epoch Ctrl-C failed: {stderr}");
+    assert!(stdout.contains("done: best checkpoint"), "{stdout}");
+    assert_eq!(metrics(&run_dir).len(), 2);
+}
+
+#[test]
+fn a_second_writer_of_a_run_is_refused_with_the_holders_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = synth_project(dir.path());
+    let (mut child, mut lines) = start_training(&project, "shared");
+    // After the first epoch the run has a state, so `--resume` gets past its own checks.
+    wait_for(&mut lines, "epoch   1");
+    let (ok, _, stderr) = crossclr(&[
+        "train", &project, "--epochs", "2", "--run", "shared", "--resume",
+    ]);
+    assert!(!ok, "two processes wrote one run");
+    assert!(
+        stderr.contains("run `shared` is being written by another crossclr")
+            && stderr.contains(&format!("process {}", child.id())),
+        "{stderr}"
+    );
+    interrupt(&child);
+    let _: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    assert!(child.wait().unwrap().success());
+    // The holder is gone: its lock went with it.
+    let (ok, _, stderr) = crossclr(&[
+        "train", &project, "--epochs", "1", "--run", "shared", "--resume",
+    ]);
+    assert!(ok, "the lock outlived its process: {stderr}");
+}
+
+#[test]
+fn run_names_that_would_leave_runs_or_nest_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = synth_project(dir.path());
+    for name in ["../../escape", "", "a/b", ".hidden"] {
+        let (ok, _, stderr) = crossclr(&["train", &project, "--epochs", "1", "--run", name]);
+        assert!(!ok, "--run {name:?} was accepted");
+        assert!(
+            stderr.contains("cannot be a run name"),
+            "{name:?}: {stderr}"
+        );
+    }
+    let runs = Path::new(&project).join("runs");
+    assert_eq!(std::fs::read_dir(&runs).unwrap().count(), 0);
+    assert!(!dir.path().join("escape").exists());
+
+    let (ok, _, stderr) = crossclr(&["train", &project, "--run", "never", "--resume"]);
+    assert!(!ok, "--resume of a run that does not exist started one");
+    assert!(stderr.contains("nothing to resume"), "{stderr}");
+    assert!(!runs.join("never").exists());
+}
+
+#[test]
+fn a_closed_stdout_ends_training_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = synth_project(dir.path());
+    let (mut child, mut lines) = start_training(&project, "piped");
+    // `crossclr train … | head -1`: one line read, then the reader goes away.
+    lines.next().unwrap().unwrap();
+    drop(lines);
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // It stopped, with a state to resume from, instead of training 40 epochs for nobody.
+    let run_dir = Path::new(&project).join("runs").join("piped");
+    assert!(run_dir.join("state.safetensors").is_file());
+    assert!(metrics(&run_dir).len() < 40);
 }

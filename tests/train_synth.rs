@@ -211,6 +211,8 @@ fn a_diverging_run_names_the_culprit_and_keeps_the_last_good_checkpoint() {
         message.contains("embeddings") || message.contains("loss"),
         "{message}"
     );
+    // The fresh run had saved nothing of its own, and says so.
+    assert!(message.contains("no epoch had finished"), "{message}");
     assert!(
         store.checkpoint.unwrap() == good,
         "the last good checkpoint was overwritten"

@@ -13,7 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::project::captions::Location;
 use crate::project::config::{ProjectConfig, SourceKind};
 use crate::project::coot::{CootPaths, import_coot};
-use crate::project::import::{Import, import_features};
+use crate::project::import::{FeatureSource, Import, import_features};
 use crate::project::videos::{SplitFractions, VideoImport, import_videos};
 
 #[derive(Debug, Args)]
@@ -81,19 +81,14 @@ pub fn run(args: &NewArgs) -> Result<()> {
         return new_from_videos(args, config, videos, captions);
     }
     let import = if let Some(features) = &args.features {
-        config.source.kind = SourceKind::Features;
-        config.source.features = Some(recorded(features));
+        FeatureSource::Features(features).record(&mut config);
         import_features(features)?
     } else {
         let paths = coot_paths(args)?;
         if let Some(max_frames) = args.max_frames {
             config.model.max_frames = max_frames;
         }
-        config.source.kind = SourceKind::Coot;
-        config.source.coot_meta = Some(recorded(&paths.meta));
-        config.source.video_h5 = Some(recorded(&paths.video_h5));
-        config.source.text_h5 = Some(recorded(&paths.text_h5));
-        config.source.sentence_splits = Some(recorded(&paths.sentence_splits));
+        FeatureSource::Coot(&paths).record(&mut config);
         let bar = ProgressBar::new(0).with_style(
             ProgressStyle::with_template("importing {bar:30} {pos}/{len} videos {eta}")
                 .context("progress bar template")?,
@@ -131,15 +126,6 @@ fn coot_paths(args: &NewArgs) -> Result<CootPaths> {
             .clone()
             .ok_or_else(|| missing("--sentence-splits"))?,
     })
-}
-
-/// Source paths are recorded absolute, so the record still means something from another
-/// working directory.
-fn recorded(path: &Path) -> String {
-    std::path::absolute(path)
-        .unwrap_or_else(|_| path.to_path_buf())
-        .display()
-        .to_string()
 }
 
 fn print_summary(

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
-use super::config::{EncoderSpec, HeadKind, PRECOMPUTED, ProjectConfig};
+use super::config::{EncoderSpec, HeadKind, PRECOMPUTED, ProjectConfig, SourceKind};
 use super::error::ProjectError;
 use super::features::{Sequences, SplitFeatures};
 use super::manifest::ManifestEntry;
@@ -96,6 +96,36 @@ impl Import {
                 .iter()
                 .try_for_each(|split| project.save_split(split))
         })
+    }
+}
+
+/// Where imported features came from, as `crossclr.toml`'s `[source]` records it.
+#[derive(Debug, Clone, Copy)]
+pub enum FeatureSource<'a> {
+    /// A safetensors file of features.
+    Features(&'a Path),
+    /// COOT's release.
+    Coot(&'a super::coot::CootPaths),
+}
+
+impl FeatureSource<'_> {
+    /// Records the source's kind and paths (absolute) in `config`.
+    pub fn record(&self, config: &mut ProjectConfig) {
+        let source = &mut config.source;
+        let path = |p: &Path| Some(super::recorded_path(p));
+        match self {
+            FeatureSource::Features(features) => {
+                source.kind = SourceKind::Features;
+                source.features = path(features);
+            }
+            FeatureSource::Coot(paths) => {
+                source.kind = SourceKind::Coot;
+                source.coot_meta = path(&paths.meta);
+                source.video_h5 = path(&paths.video_h5);
+                source.text_h5 = path(&paths.text_h5);
+                source.sentence_splits = path(&paths.sentence_splits);
+            }
+        }
     }
 }
 

@@ -35,6 +35,15 @@ pub const RUNS_DIR: &str = "runs";
 pub const MAPS_DIR: &str = "maps";
 pub const CACHE_DIR: &str = "cache";
 
+/// A source path as `crossclr.toml` records it: absolute, so the record still means something
+/// from another working directory.
+pub fn recorded_path(path: &Path) -> String {
+    std::path::absolute(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string()
+}
+
 /// Split names become file names (`features/{split}.safetensors`), so they are kept to a safe
 /// alphabet and may not hide (leading `.`) or climb (`..`).
 pub fn is_valid_split_name(name: &str) -> bool {

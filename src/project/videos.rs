@@ -121,15 +121,9 @@ impl VideoImport {
     /// Records the source in `config`: kind `videos`, both paths (absolute) and, when used, the
     /// seeded split.
     pub fn configure(&self, config: &mut ProjectConfig, videos: &Path, captions: &Path) {
-        let absolute = |path: &Path| {
-            std::path::absolute(path)
-                .unwrap_or_else(|_| path.to_path_buf())
-                .display()
-                .to_string()
-        };
         config.source.kind = SourceKind::Videos;
-        config.source.videos = Some(absolute(videos));
-        config.source.captions = Some(absolute(captions));
+        config.source.videos = Some(super::recorded_path(videos));
+        config.source.captions = Some(super::recorded_path(captions));
         if let Some(fractions) = self.seeded {
             config.source.split_seed = Some(fractions.seed);
             config.source.val_fraction = Some(fractions.val);
