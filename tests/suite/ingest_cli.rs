@@ -3,9 +3,7 @@
 //! recorded, a bad file skipped and named while the rest goes on, a rerun reusing what was
 //! staged, shards merging to the same features as one run, and training on the result.
 
-mod common;
-
-use common::crossclr;
+use crate::support::crossclr;
 
 use std::path::Path;
 use std::process::Command;

@@ -1,12 +1,10 @@
 //! Both heads can learn: 8 clip–sentence pairs, a symmetric InfoNCE written here with candle ops,
 //! 100 AdamW steps with dropout on; afterwards every clip retrieves its sentence and back.
 
-mod model_common;
-
+use crate::support::model::*;
 use candle_core::{D, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use crossclr::model::{HeadKind, Mode};
-use model_common::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 

@@ -2,24 +2,13 @@
 //! reproduced: loss, per-sample losses, weights, influential masks and connectivity, to 1e-4
 //! relative in f32 (and far tighter in f64).
 
-mod common;
-
-use candle_core::{DType, Device, Tensor};
+use crate::support::matrix;
+use candle_core::DType;
 use crossclr::crossclr::{
     ContrastiveLoss, CrossClr, CrossClrConfig, CrossClrQueue, HostMatrix, LossReport, Mode,
     MultiPositive, PairBatch, QueueInit, SideReport,
 };
 use serde_json::Value;
-
-fn matrix(value: &Value, dtype: DType) -> Tensor {
-    let rows: Vec<Vec<f64>> = serde_json::from_value(value.clone()).expect("matrix of numbers");
-    let (n, m) = (rows.len(), rows[0].len());
-    let flat: Vec<f64> = rows.into_iter().flatten().collect();
-    Tensor::from_vec(flat, (n, m), &Device::Cpu)
-        .unwrap()
-        .to_dtype(dtype)
-        .unwrap()
-}
 
 fn numbers(value: &Value) -> Vec<f64> {
     serde_json::from_value(value.clone()).expect("list of numbers")
@@ -61,7 +50,7 @@ fn check_side(name: &str, side: &SideReport, expected: &Value, worst: &mut Worst
     for (got, want) in per_sample.iter().zip(numbers(&expected["per_sample"])) {
         worst.per_sample = worst
             .per_sample
-            .max(common::relative_error(*got, want, floor));
+            .max(crate::support::relative_error(*got, want, floor));
     }
     assert_eq!(
         per_sample.len(),
@@ -69,7 +58,9 @@ fn check_side(name: &str, side: &SideReport, expected: &Value, worst: &mut Worst
         "{name}"
     );
     for (got, want) in side.weights.iter().zip(numbers(&expected["weights"])) {
-        worst.weights = worst.weights.max(common::relative_error(*got, want, floor));
+        worst.weights = worst
+            .weights
+            .max(crate::support::relative_error(*got, want, floor));
     }
     for (got, want) in side
         .connectivity
@@ -78,7 +69,7 @@ fn check_side(name: &str, side: &SideReport, expected: &Value, worst: &mut Worst
     {
         worst.connectivity = worst
             .connectivity
-            .max(common::relative_error(*got, want, floor));
+            .max(crate::support::relative_error(*got, want, floor));
     }
     let influential: Vec<bool> = serde_json::from_value(expected["influential"].clone()).unwrap();
     assert_eq!(side.influential, influential, "{name}: influential mask");
@@ -127,7 +118,7 @@ fn run_fixture(path: &std::path::Path, dtype: DType) -> Worst {
         let report: LossReport = loss.forward(&batch).unwrap();
         let expected = &case["expected"];
         let got = report.value().unwrap();
-        worst.loss = worst.loss.max(common::relative_error(
+        worst.loss = worst.loss.max(crate::support::relative_error(
             got,
             expected["loss"].as_f64().unwrap(),
             floor,
@@ -151,7 +142,7 @@ fn run_fixture(path: &std::path::Path, dtype: DType) -> Worst {
 }
 
 fn fixture_paths() -> Vec<std::path::PathBuf> {
-    let dir = common::shared_dir().join("fixtures/crossclr");
+    let dir = crate::support::shared_dir().join("fixtures/crossclr");
     let mut paths: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("fixtures at {}: {e}", dir.display()))
         .map(|e| e.unwrap().path())

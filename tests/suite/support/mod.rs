@@ -1,5 +1,9 @@
-//! Helpers shared by the integration tests: the shared fixtures and tolerance checks.
+//! Helpers the integration tests share: the shared fixtures, tolerance checks, the binary, and
+//! (in `media` and `model`) videos made by FFmpeg and small heads.
 #![allow(dead_code)]
+
+pub mod media;
+pub mod model;
 
 use std::path::PathBuf;
 
@@ -36,4 +40,22 @@ pub fn crossclr<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (bool, String, String)
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+/// Cosine similarity of two vectors.
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (norm(a) * norm(b))
+}
+
+/// A fixture's matrix (a JSON list of rows) as a tensor of `dtype`.
+pub fn matrix(value: &serde_json::Value, dtype: candle_core::DType) -> candle_core::Tensor {
+    let rows: Vec<Vec<f64>> = serde_json::from_value(value.clone()).expect("matrix of numbers");
+    let (n, m) = (rows.len(), rows[0].len());
+    let flat: Vec<f64> = rows.into_iter().flatten().collect();
+    candle_core::Tensor::from_vec(flat, (n, m), &candle_core::Device::Cpu)
+        .unwrap()
+        .to_dtype(dtype)
+        .unwrap()
 }

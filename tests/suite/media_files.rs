@@ -1,15 +1,13 @@
 //! Bad files, batches, the thumbnail cache and the video writer.
 
-mod media_common;
-
 use std::path::{Path, PathBuf};
 
+use crate::support::media::*;
 use crossclr::jobs::{CancelToken, progress_channel};
 use crossclr::media::{
     BatchItem, Fit, FrameRequest, FrameSize, MediaError, RgbFrame, SampleOptions, ThumbnailCache,
     ThumbnailFormat, ThumbnailRequest, probe, sample_batch, sample_video, write_video,
 };
-use media_common::*;
 
 /// Why sampling `frames` evenly from the whole of `path` fails.
 fn sampling_error(path: &Path, frames: usize) -> MediaError {

@@ -2,14 +2,12 @@
 //! (B-frames, variable frame rate, edit lists, offset starts), the same pixels ffmpeg shows
 //! (several codecs, 10-bit, odd sizes, rotation), and decoding only as much as needed.
 
-mod media_common;
-
+use crate::support::media::*;
 use crossclr::jobs::CancelToken;
 use crossclr::media::{
     Fit, FrameRequest, FrameSize, MediaError, RgbFrame, Rotation, SampleOptions, VideoDecoder,
     probe, sample_video,
 };
-use media_common::*;
 
 fn native() -> SampleOptions {
     SampleOptions::default()

@@ -1,9 +1,7 @@
 //! `crossclr new --features` end to end through the binary: padded and pooled inputs in every
 //! float type, generated and given keys, skipped clips, and the errors for malformed files.
 
-mod common;
-
-use common::crossclr;
+use crate::support::crossclr;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

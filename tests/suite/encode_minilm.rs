@@ -2,8 +2,7 @@
 //! (`../shared/fixtures/minilm/embeddings.json`). `scripts/setup.sh` installs the model folder, so
 //! a missing folder fails these tests instead of skipping them.
 
-mod common;
-
+use crate::support::cosine;
 use std::sync::OnceLock;
 
 use candle_core::Device;
@@ -18,7 +17,7 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    let path = common::shared_dir().join("fixtures/minilm/embeddings.json");
+    let path = crate::support::shared_dir().join("fixtures/minilm/embeddings.json");
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -42,12 +41,6 @@ fn minilm() -> &'static BertTextEncoder {
 
 fn sentences(fixture: &Fixture) -> Vec<&str> {
     fixture.sentences.iter().map(String::as_str).collect()
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    dot / (norm(a) * norm(b))
 }
 
 #[test]

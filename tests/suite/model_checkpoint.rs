@@ -1,15 +1,13 @@
 //! Checkpoints: round trips, stable bytes, and errors that name every tensor that does not fit.
 
-mod model_common;
-
 use std::collections::BTreeMap;
 
+use crate::support::model::*;
 use candle_core::{DType, Device, Tensor};
 use crossclr::model::{
     CheckpointMeta, EncoderSpec, HeadConfig, HeadKind, Mode, ModelError, TensorMismatch,
     checkpoint_bytes, load_checkpoint, parameter_shapes,
 };
-use model_common::*;
 
 fn meta(cfg: &HeadConfig) -> CheckpointMeta {
     CheckpointMeta {

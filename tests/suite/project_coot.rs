@@ -2,8 +2,6 @@
 //! real YouCook2 annotations with random features, through the library and through
 //! `crossclr new --coot`.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
@@ -60,7 +58,8 @@ const CHOSEN: [(&str, &str, f64, Damage); 11] = [
 ];
 
 fn youcook2_videos() -> Vec<Video> {
-    let path = common::shared_dir().join("data/youcook2/youcookii_annotations_trainval.json");
+    let path =
+        crate::support::shared_dir().join("data/youcook2/youcookii_annotations_trainval.json");
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     let database: BTreeMap<String, Value> =

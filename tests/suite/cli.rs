@@ -1,27 +1,12 @@
 //! The `crossclr` binary end to end: `loss` against the reference fixtures, its errors, and `eval`.
 
-mod common;
-
-use common::crossclr;
+use crate::support::{crossclr, matrix};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use serde_json::Value;
-
-fn matrix(value: &Value, dtype: DType) -> Tensor {
-    let rows: Vec<Vec<f64>> = serde_json::from_value(value.clone()).unwrap();
-    let (n, m) = (rows.len(), rows[0].len());
-    Tensor::from_vec(
-        rows.into_iter().flatten().collect::<Vec<_>>(),
-        (n, m),
-        &Device::Cpu,
-    )
-    .unwrap()
-    .to_dtype(dtype)
-    .unwrap()
-}
 
 fn save(path: &Path, tensors: Vec<(&str, Tensor)>) {
     let map: HashMap<String, Tensor> = tensors
@@ -32,7 +17,9 @@ fn save(path: &Path, tensors: Vec<(&str, Tensor)>) {
 }
 
 fn fixture(name: &str) -> Value {
-    let path = common::shared_dir().join("fixtures/crossclr").join(name);
+    let path = crate::support::shared_dir()
+        .join("fixtures/crossclr")
+        .join(name);
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
@@ -92,7 +79,7 @@ fn assert_close(got: &Value, expected: &Value, what: &str) {
     assert_eq!(got.len(), expected.len(), "{what}");
     for (g, e) in got.iter().zip(&expected) {
         assert!(
-            common::relative_error(*g, *e, 1e-30) < 1e-4,
+            crate::support::relative_error(*g, *e, 1e-30) < 1e-4,
             "{what}: {g} vs {e}"
         );
     }
@@ -110,7 +97,7 @@ fn check_json_against_fixture(stdout: &str, fixture: &Value) {
             want["loss"].as_f64().unwrap(),
         );
         assert!(
-            common::relative_error(g, e, 1e-30) < 1e-4,
+            crate::support::relative_error(g, e, 1e-30) < 1e-4,
             "loss {g} vs {e}"
         );
         for side in ["video", "text"] {

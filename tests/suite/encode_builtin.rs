@@ -1,15 +1,10 @@
 //! The encoders that need no weights: hashed text features and the per-frame descriptor.
 
+use crate::support::cosine;
 use crossclr::encode::{
     DescriptorVisualEncoder, EncodeError, HashedTextEncoder, TextEncoder, VisualEncoder,
 };
 use crossclr::media::RgbFrame;
-
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    dot / (norm(a) * norm(b))
-}
 
 fn distance(a: &[f32], b: &[f32]) -> f32 {
     a.iter()

@@ -2,9 +2,7 @@
 //! overwrite a run, Ctrl-C saving the state and `--resume` finishing the run, the evaluation JSON
 //! and the embeddings it writes.
 
-mod common;
-
-use common::crossclr;
+use crate::support::crossclr;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -382,7 +380,7 @@ fn run_names_that_would_leave_runs_or_nest_are_refused() {
 fn a_closed_stdout_ends_training_quietly() {
     let dir = tempfile::tempdir().unwrap();
     let project = synth_project(dir.path());
-    let (mut child, mut lines) = start_training(&project, "piped");
+    let (child, mut lines) = start_training(&project, "piped");
     // `crossclr train … | head -1`: one line read, then the reader goes away.
     lines.next().unwrap().unwrap();
     drop(lines);

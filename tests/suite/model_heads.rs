@@ -1,15 +1,13 @@
 //! The embedding heads through their public interface: shapes, padding invariance, seeded
 //! initialisation and dropout, gradients, input errors.
 
-mod model_common;
-
+use crate::support::model::*;
 use candle_core::{DType, Device, IndexOp, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use crossclr::model::{
     CheckpointMeta, EmbeddingHead, EncoderSpec, HeadConfig, HeadKind, Mode, ModelInput,
     SequenceBatch, checkpoint_bytes, initialise,
 };
-use model_common::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 

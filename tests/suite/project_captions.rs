@@ -3,9 +3,7 @@
 //! matched against a folder of placeholder files, the seeded split by video, and
 //! `crossclr new --videos --captions` end to end through the binary.
 
-mod common;
-
-use common::crossclr;
+use crate::support::crossclr;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -364,7 +362,8 @@ fn formats_are_told_by_content_when_the_name_does_not_say() {
 /// The real YouCook2 train/val annotations, counted independently of the reader.
 #[test]
 fn real_youcook2_annotations_matched_against_placeholder_files() {
-    let path = common::shared_dir().join("data/youcook2/youcookii_annotations_trainval.json");
+    let path =
+        crate::support::shared_dir().join("data/youcook2/youcookii_annotations_trainval.json");
     let document: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     let database = document["database"].as_object().unwrap();

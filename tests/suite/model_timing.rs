@@ -2,8 +2,6 @@
 //! --test model_timing -- --ignored --nocapture`): 64 videos × 8 clips × 16 frames, Dv = 512,
 //! Dt = 768, A = 384, with whole-video and whole-paragraph contexts.
 
-mod model_common;
-
 // As in the binaries: candle allocates per op, and glibc hands large blocks back to the kernel, so
 // every op would pay page faults on fresh memory.
 #[global_allocator]
@@ -11,9 +9,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::time::Instant;
 
+use crate::support::model::*;
 use candle_core::{DType, Device, Tensor};
 use crossclr::model::{HeadConfig, HeadKind, Mode};
-use model_common::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
