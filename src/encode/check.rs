@@ -7,14 +7,8 @@ use crate::project::config::{EncoderSpec, EncodersSection};
 /// What a pair of live encoders would record.
 pub fn live_encoders(video: &dyn VisualEncoder, text: &dyn TextEncoder) -> EncodersSection {
     EncodersSection {
-        video: Some(EncoderSpec {
-            name: video.name().to_string(),
-            dim: video.dim(),
-        }),
-        text: Some(EncoderSpec {
-            name: text.name().to_string(),
-            dim: text.dim(),
-        }),
+        video: Some(EncoderSpec::new(video.name(), video.dim())),
+        text: Some(EncoderSpec::new(text.name(), text.dim())),
     }
 }
 
@@ -25,10 +19,7 @@ mod tests {
     use crate::project::encoders::check_encoders;
 
     fn spec(name: &str, dim: usize) -> Option<EncoderSpec> {
-        Some(EncoderSpec {
-            name: name.into(),
-            dim,
-        })
+        Some(EncoderSpec::new(name, dim))
     }
 
     #[test]

@@ -23,6 +23,15 @@ pub struct EncoderSpec {
     pub dim: usize,
 }
 
+impl EncoderSpec {
+    pub fn new(name: impl Into<String>, dim: usize) -> Self {
+        Self {
+            name: name.into(),
+            dim,
+        }
+    }
+}
+
 /// What a checkpoint is: the head, the encoders whose features it reads, the loss settings, the
 /// seed, the epoch it was taken at and the metrics it had then.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]

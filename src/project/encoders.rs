@@ -115,10 +115,7 @@ mod tests {
     use super::*;
 
     fn spec(name: &str, dim: usize) -> Option<EncoderSpec> {
-        Some(EncoderSpec {
-            name: name.into(),
-            dim,
-        })
+        Some(EncoderSpec::new(name, dim))
     }
 
     #[test]
