@@ -1,14 +1,21 @@
-//! Text → clip search with a trained run: the query is encoded by the project's text encoder and
-//! the run's text side; every clip of every split by its video side; results ranked by cosine
-//! similarity (exact, over an in-memory normalised matrix).
+//! Text → clip (or video) search with a trained run: the query is encoded by the project's text
+//! encoder and the run's text side (as a sentence, or as a paragraph of one sentence); every clip
+//! and video of every split by the video side; results ranked by cosine similarity (exact, one
+//! pass over an in-memory normalised matrix: [`UnitRows::top_k`]).
 
-use candle_core::{D, Device, Tensor};
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use candle_core::{DType, Device, Tensor};
 use thiserror::Error;
 
+use super::rank::UnitRows;
+use super::samples::Level;
 use crate::encode::{EncodeError, TextEncoder, text_encoder};
+use crate::media::{ThumbnailCache, clip_thumbnail_time};
 use crate::model::{EmbeddingHead, Mode, ModelError, SequenceBatch};
 use crate::project::config::PRECOMPUTED;
-use crate::project::{ManifestEntry, Project, ProjectError, RunName};
+use crate::project::{EmbeddingMatrix, ManifestEntry, Project, ProjectError, RunName};
 use crate::train::{SplitRole, TrainError, embed_split, load_run_head, load_split};
 
 #[derive(Debug, Error)]
@@ -25,6 +32,8 @@ pub enum SearchError {
     },
     #[error("encoding the query")]
     Query(#[source] Box<EncodeError>),
+    #[error("this index holds clip embeddings only; search at clip level")]
+    NoVideoLevel,
     #[error(transparent)]
     Train(Box<TrainError>),
     #[error(transparent)]
@@ -41,30 +50,43 @@ impl From<TrainError> for SearchError {
     }
 }
 
-/// One found clip.
+/// One found clip (or video).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hit {
+    /// The clip's key (the video's at video level).
     pub clip: String,
     pub split: String,
     pub score: f32,
+    /// The clip's caption; at video level its clips' captions in order, joined by spaces.
     pub caption: Option<String>,
     pub video: String,
     pub start: Option<f64>,
+    /// The cached thumbnail (of the clip; of the video's first clip), when it exists.
+    pub thumbnail: Option<PathBuf>,
 }
 
-/// A run's head with every clip of the project embedded, ready for queries.
+/// Keys of one level: (key, split, video) per row.
+#[derive(Debug, Clone, Default)]
+struct Rows {
+    unit: Option<UnitRows>,
+    keys: Vec<(String, String, String)>,
+}
+
+/// A run's head with every clip and video of the project embedded, ready for queries.
 #[derive(Debug)]
 pub struct SearchIndex {
     head: EmbeddingHead,
     text: Box<dyn TextEncoder>,
-    /// (clips, d), L2-normalised rows.
-    clips: Tensor,
-    keys: Vec<(String, String)>,
-    manifest: Vec<ManifestEntry>,
+    clips: Rows,
+    videos: Rows,
+    manifest: HashMap<String, ManifestEntry>,
+    /// Clip keys of each video, in order.
+    clips_of_video: HashMap<String, Vec<String>>,
+    thumbnails: Option<ThumbnailCache>,
 }
 
 impl SearchIndex {
-    /// Embeds every clip of `project` with run `run`'s head (on the CPU).
+    /// Embeds every clip and video of `project` with run `run`'s head (on the CPU).
     pub fn open(project: &Project, run: &RunName) -> Result<Self, SearchError> {
         project.check_features()?;
         let config = project.config();
@@ -81,31 +103,74 @@ impl SearchIndex {
                 source: Box::new(source),
             }
         })?;
-        let mut parts = Vec::new();
-        let mut keys = Vec::new();
+        let (mut clip_parts, mut video_parts) = (Vec::new(), Vec::new());
+        let (mut clip_keys, mut video_keys) = (Vec::new(), Vec::new());
         for split in project.splits()? {
             let features = load_split(project, &split, SplitRole::Named)?;
             let embeddings = embed_split(&head, config, &features, &device)?;
-            parts.push(embeddings.clip);
-            keys.extend(
+            clip_parts.push(embeddings.clip);
+            video_parts.push(embeddings.video);
+            clip_keys.extend(features.clip_keys.iter().zip(&features.video_of_clip).map(
+                |(k, &v)| {
+                    (
+                        k.clone(),
+                        split.clone(),
+                        features.video_keys[v as usize].clone(),
+                    )
+                },
+            ));
+            video_keys.extend(
                 features
-                    .clip_keys
+                    .video_keys
                     .iter()
-                    .map(|k| (k.clone(), split.clone())),
+                    .map(|k| (k.clone(), split.clone(), k.clone())),
             );
         }
-        let clips = normalise(&Tensor::cat(&parts, 0)?)?;
-        Ok(Self {
-            head,
-            text,
-            clips,
-            keys,
-            manifest: project.read_manifest()?.entries,
-        })
+        let manifest = project.read_manifest()?.entries;
+        let mut index = Self::new(head, text, matrix(&clip_parts)?, clip_keys, manifest);
+        index.videos = Rows {
+            unit: Some(UnitRows::from_matrix(&matrix(&video_parts)?)),
+            keys: video_keys,
+        };
+        index.thumbnails = Some(ThumbnailCache::for_project(project.dir()));
+        Ok(index)
     }
 
-    /// The `top` clips closest to `query`, best first (ties by clip order).
-    pub fn search(&self, query: &str, top: usize) -> Result<Vec<Hit>, SearchError> {
+    /// An index over given clip embeddings (rows of `clips`, one per key: (clip, split, video)),
+    /// queried through `head`'s text side and `text`; no video level, no thumbnails. For tools
+    /// and benchmarks that hold embeddings of their own.
+    pub fn new(
+        head: EmbeddingHead,
+        text: Box<dyn TextEncoder>,
+        clips: EmbeddingMatrix,
+        keys: Vec<(String, String, String)>,
+        manifest: Vec<ManifestEntry>,
+    ) -> Self {
+        assert_eq!(clips.rows, keys.len(), "one key per clip embedding");
+        let mut clips_of_video: HashMap<String, Vec<String>> = HashMap::new();
+        for (clip, _, video) in &keys {
+            clips_of_video
+                .entry(video.clone())
+                .or_default()
+                .push(clip.clone());
+        }
+        Self {
+            head,
+            text,
+            clips: Rows {
+                unit: Some(UnitRows::from_matrix(&clips)),
+                keys,
+            },
+            videos: Rows::default(),
+            manifest: manifest.into_iter().map(|e| (e.clip.clone(), e)).collect(),
+            clips_of_video,
+            thumbnails: None,
+        }
+    }
+
+    /// The query through the text encoder and the head's text side: its sentence (clip-level)
+    /// and paragraph (video-level) embeddings, not normalised.
+    pub fn encode_query(&self, query: &str) -> Result<(Vec<f32>, Vec<f32>), SearchError> {
         let features = self
             .text
             .encode(&[query])
@@ -119,34 +184,80 @@ impl SearchIndex {
         let embedded = self
             .head
             .encode_text(&batch, Some(&batch), &paragraph, Mode::Eval)?;
-        let query = normalise(&embedded.local)?;
-        let scores: Vec<f32> = self.clips.matmul(&query.t()?)?.flatten_all()?.to_vec1()?;
-        let mut order: Vec<usize> = (0..scores.len()).collect();
-        order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
-        Ok(order
+        let flat = |t: &Tensor| -> Result<Vec<f32>, SearchError> {
+            Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?)
+        };
+        Ok((flat(&embedded.local)?, flat(&embedded.global)?))
+    }
+
+    /// The `top` clips closest to `query`, best first (ties by clip order).
+    pub fn search(&self, query: &str, top: usize) -> Result<Vec<Hit>, SearchError> {
+        self.search_at(query, top, Level::Clip)
+    }
+
+    /// The `top` clips or videos closest to `query`, best first (ties by order).
+    pub fn search_at(
+        &self,
+        query: &str,
+        top: usize,
+        level: Level,
+    ) -> Result<Vec<Hit>, SearchError> {
+        let (sentence, paragraph) = self.encode_query(query)?;
+        let (rows, query) = match level {
+            Level::Clip => (&self.clips, sentence),
+            Level::Video => (&self.videos, paragraph),
+        };
+        let Some(unit) = &rows.unit else {
+            return Err(SearchError::NoVideoLevel);
+        };
+        // Scores are cosines: the rows are unit length, so the query is made so too.
+        let query = UnitRows::new(1, query.len(), query).as_slice().to_vec();
+        Ok(unit
+            .top_k(&query, top, |_| false)
             .into_iter()
-            .take(top)
-            .map(|i| {
-                let (clip, split) = &self.keys[i];
-                let entry = self.manifest.iter().find(|e| &e.clip == clip);
-                Hit {
-                    clip: clip.clone(),
-                    split: split.clone(),
-                    score: scores[i],
-                    caption: entry.and_then(|e| e.caption.clone()),
-                    video: entry.map_or_else(String::new, |e| e.video.clone()),
-                    start: entry.and_then(|e| e.start),
-                }
-            })
+            .map(|(i, score)| self.hit(&rows.keys[i], score, level))
             .collect())
+    }
+
+    fn hit(&self, (key, split, video): &(String, String, String), score: f32, level: Level) -> Hit {
+        let clips: Vec<&ManifestEntry> = match level {
+            Level::Clip => self.manifest.get(key).into_iter().collect(),
+            Level::Video => self
+                .clips_of_video
+                .get(key)
+                .into_iter()
+                .flatten()
+                .filter_map(|c| self.manifest.get(c))
+                .collect(),
+        };
+        let captions: Vec<&str> = clips.iter().filter_map(|e| e.caption.as_deref()).collect();
+        let first = clips.first();
+        let thumbnail = match (&self.thumbnails, first) {
+            (Some(cache), Some(entry)) => {
+                let path =
+                    cache.path_for(&entry.video, clip_thumbnail_time(entry.start, entry.end));
+                path.is_file().then_some(path)
+            }
+            _ => None,
+        };
+        Hit {
+            clip: key.clone(),
+            split: split.clone(),
+            score,
+            caption: (!captions.is_empty()).then(|| captions.join(" ")),
+            video: first.map_or_else(|| video.clone(), |e| e.video.clone()),
+            start: first.and_then(|e| e.start),
+            thumbnail,
+        }
     }
 }
 
-fn normalise(rows: &Tensor) -> Result<Tensor, candle_core::Error> {
-    let norms = rows
-        .sqr()?
-        .sum_keepdim(D::Minus1)?
-        .sqrt()?
-        .clamp(1e-12, f64::MAX)?;
-    rows.broadcast_div(&norms)
+fn matrix(parts: &[Tensor]) -> Result<EmbeddingMatrix, SearchError> {
+    let all = Tensor::cat(parts, 0)?;
+    let (rows, cols) = all.dims2()?;
+    Ok(EmbeddingMatrix {
+        rows,
+        cols,
+        data: all.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?,
+    })
 }

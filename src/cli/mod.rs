@@ -1,9 +1,14 @@
 //! The command line: `crossclr <command>`. Each command lives in its own file.
 
+mod analysis_common;
 mod demo_cmd;
 mod eval_cmd;
+mod export_cmd;
+mod graph_cmd;
 mod ingest_cmd;
 mod loss_cmd;
+mod negatives_cmd;
+mod neighbours_cmd;
 mod new_cmd;
 mod search_cmd;
 mod synth_cmd;
@@ -45,6 +50,16 @@ pub enum Command {
     Synth(synth_cmd::SynthArgs),
     /// Train CrossCLR (or a baseline loss) on a project's features.
     Train(train_cmd::TrainArgs),
+    /// The similarity graph of a project's clips or videos (kNN or threshold, input or joint
+    /// space) with CrossCLR's connectivity and influential samples.
+    Graph(graph_cmd::GraphArgs),
+    /// What the loss keeps and prunes for one anchor (whole split, or a replayed training batch);
+    /// --audit: precision and recall of the pruning over γ.
+    Negatives(negatives_cmd::NegativesArgs),
+    /// The clips nearest to one clip, in input or joint space.
+    Neighbours(neighbours_cmd::NeighboursArgs),
+    /// A run's embeddings and per-clip figures as Parquet or for the Embedding Projector.
+    Export(export_cmd::ExportArgs),
 }
 
 /// Parses the command line and runs the command.
@@ -66,5 +81,9 @@ pub(crate) fn dispatch(command: Option<Command>) -> Result<()> {
         Command::New(args) => new_cmd::run(&args),
         Command::Synth(args) => synth_cmd::run(&args),
         Command::Train(args) => train_cmd::run(&args),
+        Command::Graph(args) => graph_cmd::run(&args),
+        Command::Negatives(args) => negatives_cmd::run(&args),
+        Command::Neighbours(args) => neighbours_cmd::run(&args),
+        Command::Export(args) => export_cmd::run(&args),
     }
 }

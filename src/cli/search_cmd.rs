@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
+use crate::analysis::samples::Level;
 use crate::analysis::{Hit, SearchIndex};
 use crate::project::{Project, RunName};
 
@@ -21,6 +22,31 @@ pub struct SearchArgs {
     /// How many clips to list.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
     pub top: u64,
+    /// Rank clips (the query as a sentence) or whole videos (the query as a paragraph).
+    #[arg(long, value_enum, default_value_t = Level::Clip)]
+    pub level: Level,
+    /// Print one JSON object: {"query", "level", "run", "results": [{"key", "video", "caption",
+    /// "score", "split", "thumbnail"}]}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The `--json` object.
+pub fn hits_json(query: &str, level: Level, run: &RunName, hits: &[Hit]) -> serde_json::Value {
+    let results: Vec<serde_json::Value> = hits
+        .iter()
+        .map(|hit| {
+            serde_json::json!({
+                "key": hit.clip,
+                "video": hit.video,
+                "caption": hit.caption,
+                "score": hit.score,
+                "split": hit.split,
+                "thumbnail": hit.thumbnail.as_ref().map(|p| p.display().to_string()),
+            })
+        })
+        .collect();
+    serde_json::json!({"query": query, "level": level, "run": run.as_str(), "results": results})
 }
 
 pub fn print_hits(out: &mut impl Write, query: &str, hits: &[Hit]) -> std::io::Result<()> {
@@ -48,7 +74,12 @@ pub fn run(args: &SearchArgs) -> Result<()> {
     };
     let index = SearchIndex::open(&project, &run)?;
     let top = usize::try_from(args.top).unwrap_or(usize::MAX);
-    let hits = index.search(&args.query, top)?;
-    print_hits(&mut std::io::stdout().lock(), &args.query, &hits)?;
+    let hits = index.search_at(&args.query, top, args.level)?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", hits_json(&args.query, args.level, &run, &hits))?;
+    } else {
+        print_hits(&mut out, &args.query, &hits)?;
+    }
     Ok(())
 }

@@ -4,9 +4,7 @@
 
 use candle_core::Tensor;
 
-use super::connectivity::{
-    influential_mask, normalised_scores, official_kept_intra, sample_weights,
-};
+use super::connectivity::{influential_mask, normalised_scores, sample_weights};
 use super::logits::{similarity, unit_rows};
 use super::nll::{Affine, CROSS, INTRA, REMOVED, RowTargets, ZEROED, gram_nll, masked_nll};
 use super::{CrossClrConfig, IntraSource, LossError, LossReport, Mode, NegativeSets, SideReport};
@@ -43,20 +41,15 @@ struct SidePlan {
 
 fn plan_side(config: &CrossClrConfig, inputs: SideInputs) -> SidePlan {
     let mode = config.mode;
+    let negatives = NegativeSets::prune(
+        mode,
+        config.gamma,
+        &inputs.connectivity,
+        &inputs.intra_connectivity,
+        inputs.own_intra.clone(),
+        inputs.intra_source,
+    );
     let influential = influential_mask(&inputs.connectivity, config.gamma, mode);
-    let intra_pruned = match mode {
-        Mode::Paper => influential_mask(&inputs.intra_connectivity, config.gamma, mode),
-        Mode::Official => official_kept_intra(&inputs.intra_connectivity, config.gamma)
-            .into_iter()
-            .map(|kept| !kept)
-            .collect(),
-    };
-    let negatives = NegativeSets {
-        cross_pruned: influential.clone(),
-        intra_pruned,
-        own_intra: inputs.own_intra.clone(),
-        intra_source: inputs.intra_source,
-    };
     SidePlan {
         normalised: normalised_scores(&inputs.connectivity, mode),
         weights: sample_weights(&inputs.connectivity, config.kappa, mode),

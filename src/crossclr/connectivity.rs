@@ -102,18 +102,22 @@ pub fn sample_weights(connectivity: &[f64], kappa: f64, mode: Mode) -> Vec<f64> 
 /// the anchor can be picked when all its other similarities are negative.
 pub(crate) fn nearest_by_input(features: &HostMatrix, k: usize, mode: Mode) -> Vec<Vec<usize>> {
     let gram = features.gram();
-    let n = gram.rows();
-    (0..n)
-        .map(|i| {
-            let mut row: Vec<(usize, f64)> = gram.row(i).iter().copied().enumerate().collect();
-            match mode {
-                Mode::Paper => row.retain(|&(j, _)| j != i),
-                Mode::Official => row[i].1 = 0.0,
-            }
-            row.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-            row.iter().take(k).map(|&(j, _)| j).collect()
-        })
+    (0..gram.rows())
+        .map(|i| extra_positives_of(gram.row(i), i, k, mode))
         .collect()
+}
+
+/// The extra positives of one anchor (multiple positives) from its row of input dot products
+/// `x_anchor · x_j` over the batch: the rule of [`nearest_by_input`] for a single row, so that
+/// one anchor of a large set needs no Gram matrix.
+pub fn extra_positives_of(dots: &[f64], anchor: usize, k: usize, mode: Mode) -> Vec<usize> {
+    let mut row: Vec<(usize, f64)> = dots.iter().copied().enumerate().collect();
+    match mode {
+        Mode::Paper => row.retain(|&(j, _)| j != anchor),
+        Mode::Official => row[anchor].1 = 0.0,
+    }
+    row.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    row.iter().take(k).map(|&(j, _)| j).collect()
 }
 
 #[cfg(test)]

@@ -25,7 +25,8 @@ mod queue;
 pub use baselines::{InfoNce, MaxMargin, XmlNet};
 pub use config::{CrossClrConfig, LossKind, LossSettings, Mode, MultiPositive};
 pub use connectivity::{
-    batch_connectivity, influential_mask, normalised_scores, queue_connectivity, sample_weights,
+    batch_connectivity, extra_positives_of, influential_mask, normalised_scores,
+    queue_connectivity, sample_weights,
 };
 pub use error::LossError;
 pub use host::HostMatrix;

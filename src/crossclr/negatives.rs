@@ -1,5 +1,8 @@
 //! Which negatives each anchor kept and which the loss pruned.
 
+use super::Mode;
+use super::connectivity::{influential_mask, official_kept_intra};
+
 /// Where an anchor's intra-modal negatives come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IntraSource {
@@ -35,6 +38,48 @@ pub struct AnchorNegatives {
 }
 
 impl NegativeSets {
+    /// The pruning rule of DESIGN.md §4, the one the loss applies: cross-modal candidate j is
+    /// pruned when it is influential (`c_j/max c > γ`, from the anchors' `connectivity`); an
+    /// intra-modal candidate k is pruned by its own `intra_connectivity` — in paper mode when
+    /// influential, in official mode unless `c_k/max c < γ`. Everything that shows what the loss
+    /// pruned (the loss itself, `crossclr negatives`, the graph and the audit) goes through here.
+    pub fn prune(
+        mode: Mode,
+        gamma: f64,
+        connectivity: &[f64],
+        intra_connectivity: &[f64],
+        own_intra: Vec<Option<usize>>,
+        intra_source: IntraSource,
+    ) -> Self {
+        let intra_pruned = match mode {
+            Mode::Paper => influential_mask(intra_connectivity, gamma, mode),
+            Mode::Official => official_kept_intra(intra_connectivity, gamma)
+                .into_iter()
+                .map(|kept| !kept)
+                .collect(),
+        };
+        Self {
+            cross_pruned: influential_mask(connectivity, gamma, mode),
+            intra_pruned,
+            own_intra,
+            intra_source,
+        }
+    }
+
+    /// The sets of a batch without a queue, as [`super::CrossClr`] forms them: the intra-modal
+    /// candidates are the batch itself, pruned by the same connectivity, each anchor its own
+    /// intra column.
+    pub fn of_batch(mode: Mode, gamma: f64, connectivity: &[f64]) -> Self {
+        Self::prune(
+            mode,
+            gamma,
+            connectivity,
+            connectivity,
+            (0..connectivity.len()).map(Some).collect(),
+            IntraSource::Batch,
+        )
+    }
+
     /// No pruning at all: every other sample is a negative (InfoNCE and friends).
     pub fn none(batch: usize, intra_candidates: usize, source: IntraSource) -> Self {
         Self {

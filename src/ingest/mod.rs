@@ -25,7 +25,7 @@ use crate::hash::fnv1a;
 use crate::jobs::{CancelToken, ProgressSender};
 use crate::media::{
     BatchItem, Fit, FrameRequest, FrameSize, MediaError, SampleOptions, ThumbnailCache,
-    ThumbnailRequest, clip_targets, probe, sample_batch,
+    ThumbnailRequest, clip_targets, clip_thumbnail_time, probe, sample_batch,
 };
 use crate::project::config::EncoderSpec;
 use crate::project::{
@@ -466,11 +466,7 @@ fn thumbnails(
             times: job
                 .clips
                 .iter()
-                .map(|clip| match (clip.start, clip.end) {
-                    (Some(start), Some(end)) => (start + end) / 2.0,
-                    (Some(start), None) => start,
-                    _ => 0.0,
-                })
+                .map(|clip| clip_thumbnail_time(clip.start, clip.end))
                 .collect(),
         })
         .collect();

@@ -27,7 +27,9 @@ pub use sample::{
     sample_video,
 };
 pub use scale::{Fit, FrameSize};
-pub use thumbs::{ThumbnailCache, ThumbnailFormat, ThumbnailRequest, Thumbnails};
+pub use thumbs::{
+    ThumbnailCache, ThumbnailFormat, ThumbnailRequest, Thumbnails, clip_thumbnail_time,
+};
 pub use writer::{WrittenVideo, write_video};
 
 /// Sets FFmpeg up once per process. Its own log is silenced below fatal messages: every failure

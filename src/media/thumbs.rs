@@ -58,6 +58,16 @@ pub struct Thumbnails {
     pub stats: DecodeStats,
 }
 
+/// The media time of a clip's thumbnail: the middle of the clip, its start when it has no end,
+/// 0 without times. Ingest caches it there; search results and exports name that file.
+pub fn clip_thumbnail_time(start: Option<f64>, end: Option<f64>) -> f64 {
+    match (start, end) {
+        (Some(start), Some(end)) => (start + end) / 2.0,
+        (Some(start), None) => start,
+        _ => 0.0,
+    }
+}
+
 /// A folder of cached thumbnails of one size and format.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ThumbnailCache {

@@ -127,6 +127,21 @@ fn view(
     rows
 }
 
+/// The caption of a synthetic clip: it names the clip's planted topic, which
+/// [`topic_of_caption`] reads back.
+fn caption(topic: u32, clip: usize, video_key: &str) -> String {
+    format!("topic {topic}, clip {clip} of {video_key}")
+}
+
+/// The planted topic a synthetic caption names (`None` for any other caption): the truth the
+/// pruning audit judges duplicates by.
+pub fn topic_of_caption(caption: &str) -> Option<u32> {
+    let rest = caption.strip_prefix("topic ")?;
+    let (topic, rest) = rest.split_once(", clip ")?;
+    rest.contains(" of ").then_some(())?;
+    topic.parse().ok()
+}
+
 /// Generates the three splits (train, val, test). The same config gives the same data.
 pub fn generate(config: &SynthConfig) -> Vec<SynthSplit> {
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
@@ -220,7 +235,7 @@ pub fn generate(config: &SynthConfig) -> Vec<SynthSplit> {
                     split.topic_of_clip.push(clip_topic as u32);
                     split
                         .captions
-                        .push(format!("topic {clip_topic}, clip {c} of {video_key}"));
+                        .push(caption(clip_topic as u32, c, &video_key));
                 }
                 split.features.video_keys.push(video_key);
             }
@@ -339,6 +354,16 @@ mod tests {
                 .unwrap()
                 .starts_with("topic ")
         );
+    }
+
+    #[test]
+    fn captions_name_their_topic_and_other_captions_name_none() {
+        let split = &generate(&SynthConfig::small(2))[0];
+        for (caption, &topic) in split.captions.iter().zip(&split.topic_of_clip) {
+            assert_eq!(topic_of_caption(caption), Some(topic), "{caption}");
+        }
+        assert_eq!(topic_of_caption("a person slices tomatoes"), None);
+        assert_eq!(topic_of_caption("topic x, clip 0 of v"), None);
     }
 
     #[test]

@@ -15,10 +15,12 @@ pub use data::{BatchLimits, CorpusView, PackedView, TrainBatch, make_batch};
 pub use evaluate::{RetrievalReport, SplitEmbeddings, embed_corpus, retrieval};
 pub use objective::Objective;
 pub use radam::{RAdam, RAdamConfig};
-pub use run::{EpochRecord, MemoryStore, Outcome, RunStore, TrainConfig, TrainEvent, train};
+pub use run::{
+    EpochRecord, MemoryStore, Outcome, RunStore, TrainConfig, TrainEvent, epoch_batches, train,
+};
 pub use runs::{
     EvaluatedRun, PreparedRun, RunRequest, RunSummary, SplitRole, default_run_name, embed_split,
-    evaluate_run, load_run_head, load_split,
+    evaluate_run, load_run_head, load_split, run_settings, training_view,
 };
 pub use schedule::{LrSchedule, Plateau, PlateauConfig};
 

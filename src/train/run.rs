@@ -158,6 +158,15 @@ fn epoch_order(videos: usize, seed: u64, epoch: usize) -> Vec<usize> {
     order
 }
 
+/// The batches of epoch `epoch` (counted from 1): the videos of each step, in step order. The
+/// training loop forms its batches here; replaying a run (`analysis`) asks it for the same ones.
+pub fn epoch_batches(config: &TrainConfig, videos: usize, epoch: usize) -> Vec<Vec<usize>> {
+    epoch_order(videos, config.seed, epoch.saturating_sub(1))
+        .chunks(config.videos_per_batch.max(1))
+        .map(<[usize]>::to_vec)
+        .collect()
+}
+
 fn step_rng(seed: u64, epoch: usize, batch: usize) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(mix(
         mix(seed ^ 0x5eed) ^ mix(((epoch as u64) << 32) | batch as u64)
@@ -293,8 +302,7 @@ pub fn train(
     while progress.epoch < config.epochs {
         let epoch = progress.epoch;
         let mut seconds = 0.0;
-        let order = epoch_order(train.num_videos(), config.seed, epoch);
-        let batches: Vec<&[usize]> = order.chunks(config.videos_per_batch).collect();
+        let batches = epoch_batches(config, train.num_videos(), epoch + 1);
         for (b, videos) in batches.iter().enumerate().skip(progress.next_batch) {
             if cancel.is_cancelled() {
                 progress.next_batch = b;

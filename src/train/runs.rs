@@ -265,6 +265,35 @@ fn matrix(tensor: &candle_core::Tensor) -> Result<EmbeddingMatrix, TrainError> {
     })
 }
 
+/// How many of the training split's last videos select the checkpoint when the project has no
+/// separate selection split.
+fn held_out_videos(videos: usize) -> usize {
+    videos.div_ceil(10)
+}
+
+/// The part of the training split `train` a run trains on: all of it when checkpoints are
+/// selected on another split, else all but the last tenth of its videos (held out for selection).
+pub fn training_view<'a>(train: &'a SplitFeatures, selection: &Selection) -> CorpusView<'a> {
+    let whole = CorpusView::of(train);
+    match selection {
+        Selection::Split(_) => whole,
+        Selection::TrainTail => whole.split_off_tail(held_out_videos(whole.num_videos())).0,
+    }
+}
+
+/// The settings run `name` was trained with (`runs/<name>/run.json`).
+pub fn run_settings(project: &Project, name: &RunName) -> Result<TrainConfig, TrainError> {
+    let path = project.run(name).run_config();
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| crate::project::ProjectError::io("read", &path, e))?;
+    serde_json::from_str(&text).map_err(|e| {
+        TrainError::Config(format!(
+            "{}: not the settings of a run ({e}); expected the run.json `crossclr train` writes",
+            path.display()
+        ))
+    })
+}
+
 /// Which run to train, and whether to continue it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunRequest {
@@ -373,8 +402,11 @@ impl PreparedRun {
     fn views(&self) -> (CorpusView<'_>, CorpusView<'_>) {
         let whole_train = CorpusView::of(&self.train);
         match &self.selection_split {
-            Some(selection) => (whole_train, CorpusView::of(selection)),
-            None => whole_train.split_off_tail(whole_train.num_videos().div_ceil(10)),
+            Some(selection) => (
+                training_view(&self.train, &self.selection),
+                CorpusView::of(selection),
+            ),
+            None => whole_train.split_off_tail(held_out_videos(whole_train.num_videos())),
         }
     }
 

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod analysis_cli;
 mod cli;
 mod crossclr_fixtures;
 mod crossclr_losses;
