@@ -2,6 +2,7 @@
 //!
 //! Data flows one way (DESIGN.md §3): media → features → model → embeddings → analysis → views.
 
+pub mod analysis;
 pub mod cli;
 pub mod crossclr;
 pub mod encode;
