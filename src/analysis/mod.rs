@@ -1,18 +1,33 @@
-//! What the explorer draws, computed headless: the search index (and, as the analysis issue
-//! lands, layouts, the similarity graph and the pruning audit). Uses the library below it —
-//! projects, encoders, heads, training's embedding of a split, the loss, eval, jobs — never the
+//! What the explorer draws, computed headless: the t-SNE layout of a set of embeddings and the
+//! nearest-neighbour graphs under it, the similarity graph, the negatives of an anchor and the
+//! pruning audit, neighbours, the search index and exports. Uses the library below it —
+//! projects, encoders, heads, training's embedding and batching, the loss, eval, jobs — never the
 //! app or the CLI.
+//!
+//! Every random step takes a seed, and every parallel loop writes per-item results that are
+//! reduced in a fixed order, so the same input and seed give the same bytes whatever the number
+//! of threads.
 
 pub mod audit;
 mod error;
 pub mod export;
 pub mod graph;
+pub mod knn;
+pub mod matrix;
 pub mod negatives;
 pub mod neighbours;
+pub mod quality;
 pub mod rank;
 pub mod replay;
 pub mod samples;
 pub mod search;
+pub mod tsne;
 
 pub use error::AnalysisError;
+pub use knn::{KnnGraph, KnnMethod};
+pub use matrix::{Matrix, MatrixError};
 pub use search::{Hit, SearchError, SearchIndex};
+pub use tsne::{
+    Init, LearningRate, Method, Snapshot, Tsne, TsneConfig, TsneError, TsneJob, TsneOutcome,
+    WarmStart, warm_start,
+};

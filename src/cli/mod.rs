@@ -7,6 +7,7 @@ mod export_cmd;
 mod graph_cmd;
 mod ingest_cmd;
 mod loss_cmd;
+mod map_cmd;
 mod negatives_cmd;
 mod neighbours_cmd;
 mod new_cmd;
@@ -35,6 +36,8 @@ pub enum Command {
     /// Retrieval metrics (R@1/5/10/50, median and mean rank): of a trained run on a project's
     /// split, both directions at clip/sentence and video/paragraph level, or of a similarity matrix.
     Eval(eval_cmd::EvalArgs),
+    /// Lay out embeddings in 2-D with t-SNE (seeded; warm-startable from an earlier layout).
+    Map(map_cmd::MapArgs),
     /// Make a project: from precomputed features (a safetensors file, or COOT's HDF5 layout), or
     /// from a folder of videos and their captions.
     New(new_cmd::NewArgs),
@@ -79,6 +82,7 @@ pub(crate) fn dispatch(command: Option<Command>) -> Result<()> {
         Command::Eval(args) => eval_cmd::run(&args),
         Command::Ingest(args) => ingest_cmd::run(&args),
         Command::New(args) => new_cmd::run(&args),
+        Command::Map(args) => map_cmd::run(&args),
         Command::Synth(args) => synth_cmd::run(&args),
         Command::Train(args) => train_cmd::run(&args),
         Command::Graph(args) => graph_cmd::run(&args),

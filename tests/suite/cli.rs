@@ -350,3 +350,131 @@ fn eval_similarity_prints_the_metrics_json() {
         "{stderr}"
     );
 }
+
+/// Writes `values` (rows × cols) as tensor `embeddings` with `keys` in the metadata.
+fn write_embeddings(path: &Path, values: &[f32], cols: usize, keys: &[String]) {
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let view = safetensors::tensor::TensorView::new(
+        safetensors::Dtype::F32,
+        vec![values.len() / cols, cols],
+        &bytes,
+    )
+    .unwrap();
+    let metadata = HashMap::from([("keys".to_string(), serde_json::to_string(keys).unwrap())]);
+    safetensors::serialize_to_file([("embeddings", view)], Some(metadata), path).unwrap();
+}
+
+/// Three clusters of 40 points in 5 dimensions, keyed `clip0`…
+fn clustered_embeddings() -> (Vec<f32>, Vec<String>) {
+    let values = (0..120)
+        .flat_map(|i: usize| {
+            (0..5).map(move |d| ((i % 3) * 10) as f32 + ((i * 7 + d * 13) % 11) as f32 * 0.1)
+        })
+        .collect();
+    (values, (0..120).map(|i| format!("clip{i}")).collect())
+}
+
+fn read_layout(path: &Path) -> (Vec<u8>, HashMap<String, String>) {
+    let bytes = std::fs::read(path).unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let metadata = header.metadata().clone().unwrap_or_default();
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let layout = tensors.tensor("layout").unwrap();
+    assert_eq!(layout.dtype(), safetensors::Dtype::F32);
+    assert_eq!(layout.shape(), [120, 2]);
+    (layout.data().to_vec(), metadata)
+}
+
+#[test]
+fn map_writes_the_same_layout_twice_and_warm_starts_from_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (values, keys) = clustered_embeddings();
+    let embeddings = dir.path().join("e.safetensors");
+    write_embeddings(&embeddings, &values, 5, &keys);
+    let map = |out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "map".to_string(),
+            "--embeddings".into(),
+            embeddings.display().to_string(),
+            "--out".into(),
+            out.display().to_string(),
+            "--perplexity".into(),
+            "10".into(),
+            "--iters".into(),
+            "150".into(),
+            "--seed".into(),
+            "3".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let (ok, stdout, stderr) = crossclr(&args);
+        assert!(ok, "{stderr}");
+        (stdout, stderr)
+    };
+    let (first, second) = (
+        dir.path().join("a.safetensors"),
+        dir.path().join("b.safetensors"),
+    );
+    let (stdout, _) = map(&first, &[]);
+    assert!(
+        stdout.contains("laid out 120 points (5 dimensions, fft)"),
+        "{stdout}"
+    );
+    map(&second, &[]);
+    let (a, metadata) = read_layout(&first);
+    assert_eq!(
+        a,
+        read_layout(&second).0,
+        "the same seed gave different layouts"
+    );
+    assert_eq!(metadata["method"], "fft");
+    assert_eq!(metadata["seed"], "3");
+    assert_eq!(metadata["perplexity"], "10");
+    assert_eq!(
+        serde_json::from_str::<Vec<String>>(&metadata["keys"]).unwrap(),
+        keys
+    );
+    assert!(
+        metadata["kl_divergence"]
+            .parse::<f64>()
+            .unwrap()
+            .is_finite()
+    );
+
+    // Warm start from the first layout, with one clip's key unknown to it.
+    let mut renamed = keys.clone();
+    renamed[5] = "new clip".into();
+    write_embeddings(&embeddings, &values, 5, &renamed);
+    let warm = dir.path().join("warm.safetensors");
+    let (_, stderr) = map(&warm, &["--init", &first.display().to_string()]);
+    assert!(
+        stderr.contains("119 points matched, 1 placed at their nearest neighbour"),
+        "{stderr}"
+    );
+    let (_, metadata) = read_layout(&warm);
+    assert_eq!(metadata["early_iterations"], "0");
+}
+
+#[test]
+fn map_refuses_a_non_finite_row_naming_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut values, keys) = clustered_embeddings();
+    values[17 * 5 + 3] = f32::NAN;
+    let embeddings = dir.path().join("e.safetensors");
+    write_embeddings(&embeddings, &values, 5, &keys);
+    let out = dir.path().join("l.safetensors");
+    let (ok, _, stderr) = crossclr(&[
+        "map",
+        "--embeddings",
+        &embeddings.display().to_string(),
+        "--out",
+        &out.display().to_string(),
+        "--perplexity",
+        "10",
+    ]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("\"clip17\"") && stderr.contains("row 17"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+}
