@@ -3,12 +3,16 @@
 # that is already there. Safe to run again.
 set -euo pipefail
 
-# System packages the crate needs (later issues add the GUI test stack here). FFmpeg: its
-# development libraries for ffmpeg-next (bindgen needs clang), and the ffmpeg tool, which the media
-# tests and the thumbnail benchmark use to make videos and to compare against.
+# System packages the crate needs. FFmpeg: its development libraries for ffmpeg-next (bindgen
+# needs clang), and the ffmpeg tool, which the media tests and the thumbnail benchmark use to make
+# videos and to compare against. The explorer: Mesa's software Vulkan driver (lavapipe) renders
+# the UI tests' wgpu frames on a machine without a GPU; Xvfb and xauth give the end-to-end check
+# a display; winit loads the X11 and xkbcommon libraries at run time.
 APT_PACKAGES=(build-essential pkg-config libhdf5-dev
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev libavfilter-dev
-  libavdevice-dev clang libclang-dev ffmpeg)
+  libavdevice-dev clang libclang-dev ffmpeg
+  mesa-vulkan-drivers libvulkan1 xvfb xauth libx11-xcb1 libxkbcommon-x11-0 libxcursor1 libxi6
+  libxrandr2)
 
 missing=()
 for package in "${APT_PACKAGES[@]}"; do

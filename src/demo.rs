@@ -31,6 +31,7 @@ pub struct DemoSettings {
     pub seed: u64,
     /// Videos of the collection (3–5 clips each).
     pub videos: usize,
+    /// Training epochs; 0 makes the project without training it.
     pub epochs: usize,
 }
 
@@ -213,6 +214,9 @@ pub fn make_demo(
         seconds: started.elapsed().as_secs_f64(),
     });
 
+    if settings.epochs == 0 {
+        return Ok(project_dir);
+    }
     let name = RunName::new(DEMO_RUN)?;
     let mut run_config = project.config().clone();
     run_config.train.epochs = settings.epochs;

@@ -150,6 +150,48 @@ pub fn similarity_graph(
     })
 }
 
+/// Each row's `k` most similar other rows by cosine, and every node's degree: the graph the
+/// explorer draws over its map (one space, no CrossCLR view; [`similarity_graph`] adds that).
+#[derive(Debug, Clone, PartialEq)]
+pub struct KnnEdges {
+    pub from: Vec<u32>,
+    pub to: Vec<u32>,
+    pub similarity: Vec<f32>,
+    pub degree: Vec<u32>,
+}
+
+/// The kNN graph of `features`' rows (directed i → j, sorted by source then rank).
+pub fn knn_edges(
+    features: &EmbeddingMatrix,
+    k: usize,
+    cancel: &CancelToken,
+) -> Result<KnnEdges, AnalysisError> {
+    let n = features.rows;
+    if n < 2 || k == 0 {
+        return Ok(KnnEdges {
+            from: Vec::new(),
+            to: Vec::new(),
+            similarity: Vec::new(),
+            degree: vec![0; n],
+        });
+    }
+    let settings = GraphSettings {
+        space: Space::Input,
+        edges: EdgeRule::Knn(k),
+        gamma: 1.0,
+        mode: Mode::Paper,
+        max_edges: GraphSettings::DEFAULT_MAX_EDGES,
+    };
+    let (from, to, similarity) = edges(features, settings, &mut |_| {}, cancel)?;
+    let degree = degrees(n, &from, &to);
+    Ok(KnnEdges {
+        from,
+        to,
+        similarity,
+        degree,
+    })
+}
+
 fn block_rows(n: usize) -> usize {
     (BLOCK_ENTRIES / n.max(1)).clamp(1, n.max(1))
 }

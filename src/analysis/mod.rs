@@ -9,6 +9,7 @@
 //! of threads.
 
 pub mod audit;
+pub mod clusters;
 mod error;
 pub mod export;
 pub mod graph;
@@ -16,6 +17,7 @@ pub mod knn;
 pub mod matrix;
 pub mod negatives;
 pub mod neighbours;
+pub mod points;
 pub mod quality;
 pub mod rank;
 pub mod replay;
@@ -26,6 +28,7 @@ pub mod tsne;
 pub use error::AnalysisError;
 pub use knn::{KnnGraph, KnnMethod};
 pub use matrix::{Matrix, MatrixError};
+pub use points::{PointSource, ProjectPoints, SplitRange, project_points};
 pub use search::{Hit, SearchError, SearchIndex};
 pub use tsne::{
     Init, LearningRate, Method, Snapshot, Tsne, TsneConfig, TsneError, TsneJob, TsneOutcome,

@@ -9,7 +9,7 @@ use super::AnalysisError;
 use super::replay::RunReplay;
 use super::samples::{Level, Modality, Samples, host_matrix};
 use crate::crossclr::{
-    HostMatrix, IntraSource, LossSettings, Mode, NegativeSets, batch_connectivity,
+    AnchorNegatives, HostMatrix, IntraSource, LossSettings, Mode, NegativeSets, batch_connectivity,
     extra_positives_of, normalised_scores, queue_connectivity,
 };
 use crate::jobs::CancelToken;
@@ -23,6 +23,8 @@ pub enum Scope {
     Set,
     /// The batch run's training loop formed at `epoch`, `step` (both from 1).
     Batch { epoch: usize, step: usize },
+    /// The batch of `epoch` (from 1) that holds the anchor, whichever step that is.
+    AnchorBatch { epoch: usize },
 }
 
 /// What to explain.
@@ -208,6 +210,18 @@ fn explain(
     (positive, influential, lists, connectivity)
 }
 
+/// One anchor's positive and negatives when the batch is a whole split held in memory, from the
+/// loss's own rule: `connectivity` is the split's (one modality), `anchor` an index into it. The
+/// explorer's pruning view calls this on every γ change, so it allocates nothing N×N.
+pub fn split_negatives(
+    connectivity: &[f64],
+    anchor: usize,
+    mode: Mode,
+    gamma: f64,
+) -> AnchorNegatives {
+    NegativeSets::of_batch(mode, gamma, connectivity).for_anchor(anchor)
+}
+
 /// Explains the request's anchor.
 pub fn explain_anchor(
     project: &Project,
@@ -268,7 +282,11 @@ pub fn explain_anchor(
                 connectivity,
             })
         }
-        Scope::Batch { epoch, step } => {
+        Scope::Batch { epoch, .. } | Scope::AnchorBatch { epoch } => {
+            let asked_step = match request.scope {
+                Scope::Batch { step, .. } => Some(step),
+                _ => None,
+            };
             let run = request.run.as_ref().ok_or_else(|| {
                 AnalysisError::Settings("--scope batch replays a run's training batches: the project has no run (train one, or name it with --run)".into())
             })?;
@@ -279,7 +297,7 @@ pub fn explain_anchor(
                 )));
             }
             let replay = RunReplay::open(project, run)?;
-            replay.check_step(epoch, step)?;
+            replay.check_step(epoch, asked_step.unwrap_or(1))?;
             let train_split = replay.features.split.clone();
             if let Some(split) = &request.split
                 && *split != train_split
@@ -310,6 +328,13 @@ pub fn explain_anchor(
                 .position(|b| b.contains(&video))
                 .map(|s| s + 1)
                 .unwrap_or(0);
+            if holding == 0 {
+                return Err(AnalysisError::Settings(format!(
+                    "clip `{}` is in no batch of epoch {epoch} of run `{run}`",
+                    request.anchor
+                )));
+            }
+            let step = asked_step.unwrap_or(holding);
             if holding != step {
                 return Err(AnalysisError::Settings(format!(
                     "clip `{}` is not in the batch of epoch {epoch}, step {step}; in epoch {epoch} it is in step {holding}",

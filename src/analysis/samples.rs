@@ -22,17 +22,23 @@ pub enum Level {
 }
 
 /// Where similarity is measured: the encoders' pooled features, or a run's joint space.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Space {
+    #[default]
     Input,
     Joint,
 }
 
 /// One side of the pairs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Modality {
+    #[default]
     Video,
     Text,
 }
@@ -198,6 +204,57 @@ fn flat(tensor: &Tensor) -> Result<Vec<f32>, AnalysisError> {
     Ok(tensor.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?)
 }
 
+/// A run's joint embeddings of whole splits, rows in split order then corpus order.
+#[derive(Debug, Clone)]
+pub struct JointEmbeddings {
+    pub clip: EmbeddingMatrix,
+    pub sentence: EmbeddingMatrix,
+    pub video: EmbeddingMatrix,
+    pub paragraph: EmbeddingMatrix,
+}
+
+/// Embeds every clip and video of `splits` with run `run`'s head, in one pass per split.
+pub fn embed_splits(
+    project: &Project,
+    run: &RunName,
+    splits: &[String],
+    cancel: &CancelToken,
+) -> Result<JointEmbeddings, AnalysisError> {
+    let device = Device::Cpu;
+    let (head, _) = load_run_head(project, run, &device)?;
+    let mut parts: [Vec<Tensor>; 4] = Default::default();
+    for split in splits {
+        if cancel.is_cancelled() {
+            return Err(AnalysisError::Cancelled);
+        }
+        let features = load_split(project, split, SplitRole::Named)?;
+        let embedded = embed_split(&head, project.config(), &features, &device)?;
+        for (part, tensor) in parts.iter_mut().zip([
+            embedded.clip,
+            embedded.sentence,
+            embedded.video,
+            embedded.paragraph,
+        ]) {
+            part.push(tensor);
+        }
+    }
+    let matrix = |parts: &[Tensor]| -> Result<EmbeddingMatrix, AnalysisError> {
+        let all = Tensor::cat(parts, 0)?;
+        let (rows, cols) = all.dims2()?;
+        Ok(EmbeddingMatrix {
+            rows,
+            cols,
+            data: flat(&all)?,
+        })
+    };
+    Ok(JointEmbeddings {
+        clip: matrix(&parts[0])?,
+        sentence: matrix(&parts[1])?,
+        video: matrix(&parts[2])?,
+        paragraph: matrix(&parts[3])?,
+    })
+}
+
 /// Run `run`'s joint embeddings of `samples` (same rows): the video side (clips or videos) and
 /// the text side (sentences or paragraphs).
 pub fn joint_embeddings(
@@ -206,33 +263,11 @@ pub fn joint_embeddings(
     samples: &Samples,
     cancel: &CancelToken,
 ) -> Result<(EmbeddingMatrix, EmbeddingMatrix), AnalysisError> {
-    let device = Device::Cpu;
-    let (head, _) = load_run_head(project, run, &device)?;
-    let mut video = Vec::new();
-    let mut text = Vec::new();
-    for split in distinct(&samples.splits) {
-        if cancel.is_cancelled() {
-            return Err(AnalysisError::Cancelled);
-        }
-        let features = load_split(project, &split, SplitRole::Named)?;
-        let embedded = embed_split(&head, project.config(), &features, &device)?;
-        let (v, t) = match samples.level {
-            Level::Clip => (embedded.clip, embedded.sentence),
-            Level::Video => (embedded.video, embedded.paragraph),
-        };
-        video.push(v);
-        text.push(t);
-    }
-    let matrix = |parts: Vec<Tensor>| -> Result<EmbeddingMatrix, AnalysisError> {
-        let all = Tensor::cat(&parts, 0)?;
-        let (rows, cols) = all.dims2()?;
-        Ok(EmbeddingMatrix {
-            rows,
-            cols,
-            data: flat(&all)?,
-        })
+    let joint = embed_splits(project, run, &distinct(&samples.splits), cancel)?;
+    let (video, text) = match samples.level {
+        Level::Clip => (joint.clip, joint.sentence),
+        Level::Video => (joint.video, joint.paragraph),
     };
-    let (video, text) = (matrix(video)?, matrix(text)?);
     if video.rows != samples.len() {
         return Err(AnalysisError::Settings(format!(
             "run `{run}` embedded {} samples where the features hold {}",

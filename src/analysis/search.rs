@@ -9,10 +9,11 @@ use std::path::PathBuf;
 use candle_core::{DType, Device, Tensor};
 use thiserror::Error;
 
+use super::points::ProjectPoints;
 use super::rank::UnitRows;
 use super::samples::Level;
 use crate::encode::{EncodeError, TextEncoder, text_encoder};
-use crate::media::{ThumbnailCache, clip_thumbnail_time};
+use crate::media::ThumbnailCache;
 use crate::model::{EmbeddingHead, Mode, ModelError, SequenceBatch};
 use crate::project::config::PRECOMPUTED;
 use crate::project::{EmbeddingMatrix, ManifestEntry, Project, ProjectError, RunName};
@@ -91,18 +92,7 @@ impl SearchIndex {
         project.check_features()?;
         let config = project.config();
         let device = Device::Cpu;
-        let (head, meta) = load_run_head(project, run, &device)?;
-        if meta.text_encoder.name == PRECOMPUTED {
-            return Err(SearchError::PrecomputedText {
-                run: run.to_string(),
-            });
-        }
-        let text = text_encoder(&meta.text_encoder.name, &device).map_err(|source| {
-            SearchError::Encoder {
-                name: meta.text_encoder.name.clone(),
-                source: Box::new(source),
-            }
-        })?;
+        let (head, text) = Self::query_side(project, run)?;
         let (mut clip_parts, mut video_parts) = (Vec::new(), Vec::new());
         let (mut clip_keys, mut video_keys) = (Vec::new(), Vec::new());
         for split in project.splits()? {
@@ -134,6 +124,76 @@ impl SearchIndex {
         };
         index.thumbnails = Some(ThumbnailCache::for_project(project.dir()));
         Ok(index)
+    }
+
+    /// The index of what `points` already embedded with run `run` (the explorer has them):
+    /// clips and videos, with thumbnails.
+    pub fn from_points(
+        project: &Project,
+        run: &RunName,
+        points: &ProjectPoints,
+    ) -> Result<Self, SearchError> {
+        let (head, text) = Self::query_side(project, run)?;
+        let clip_keys = (0..points.clips())
+            .map(|i| {
+                (
+                    points.clip_keys[i].clone(),
+                    points.split_of_clip(i).to_string(),
+                    points.video_keys[points.video_of_clip[i]].clone(),
+                )
+            })
+            .collect();
+        let manifest = project.read_manifest()?.entries;
+        let mut index = Self::new(head, text, points.clip.clone(), clip_keys, manifest);
+        let video_keys = points
+            .splits
+            .iter()
+            .flat_map(|s| {
+                s.videos
+                    .clone()
+                    .map(move |v| (points.video_keys[v].clone(), s.split.clone(), points.video_keys[v].clone()))
+            })
+            .collect();
+        index.videos = Rows {
+            unit: Some(UnitRows::from_matrix(&points.video)),
+            keys: video_keys,
+        };
+        index.thumbnails = Some(ThumbnailCache::for_project(project.dir()));
+        Ok(index)
+    }
+
+    /// The run's head and the text encoder its captions were encoded with.
+    fn query_side(
+        project: &Project,
+        run: &RunName,
+    ) -> Result<(EmbeddingHead, Box<dyn TextEncoder>), SearchError> {
+        let device = Device::Cpu;
+        let (head, meta) = load_run_head(project, run, &device)?;
+        if meta.text_encoder.name == PRECOMPUTED {
+            return Err(SearchError::PrecomputedText {
+                run: run.to_string(),
+            });
+        }
+        let text = text_encoder(&meta.text_encoder.name, &device).map_err(|source| {
+            SearchError::Encoder {
+                name: meta.text_encoder.name.clone(),
+                source: Box::new(source),
+            }
+        })?;
+        Ok((head, text))
+    }
+
+    /// The cosine of every clip (in index order) to `query`: what the explorer colours by.
+    pub fn scores(&self, query: &str) -> Result<Vec<f32>, SearchError> {
+        let (sentence, _) = self.encode_query(query)?;
+        let Some(unit) = &self.clips.unit else {
+            return Ok(Vec::new());
+        };
+        let query = UnitRows::new(1, sentence.len(), sentence);
+        let q = query.row(0);
+        Ok((0..unit.rows())
+            .map(|i| unit.row(i).iter().zip(q).map(|(a, b)| a * b).sum())
+            .collect())
     }
 
     /// An index over given clip embeddings (rows of `clips`, one per key: (clip, split, video)),
@@ -233,11 +293,7 @@ impl SearchIndex {
         let captions: Vec<&str> = clips.iter().filter_map(|e| e.caption.as_deref()).collect();
         let first = clips.first();
         let thumbnail = match (&self.thumbnails, first) {
-            (Some(cache), Some(entry)) => {
-                let path =
-                    cache.path_for(&entry.video, clip_thumbnail_time(entry.start, entry.end));
-                path.is_file().then_some(path)
-            }
+            (Some(cache), Some(entry)) => Some(cache.for_clip(entry)).filter(|p| p.is_file()),
             _ => None,
         };
         Hit {

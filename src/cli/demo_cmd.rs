@@ -12,6 +12,7 @@ use super::eval_cmd::evaluate_and_print;
 use super::search_cmd::print_hits;
 use super::train_cmd::TrainPrinter;
 use crate::analysis::SearchIndex;
+use crate::app::{Launch, Startup};
 use crate::demo::{DEMO_RUN, DemoEvent, DemoSettings, default_demo_dir, make_demo};
 use crate::jobs::progress_channel;
 use crate::model::DeviceKind;
@@ -169,12 +170,25 @@ impl DemoView {
     }
 }
 
-/// What `crossclr` with no arguments does until the explorer exists: the demo (made on first
-/// run), its retrieval table, and a few typed searches.
+/// What `crossclr` with no arguments does: the explorer on the demo (which it makes on first
+/// start, with a progress bar). Where no window can open — no display, or no GPU adapter for
+/// wgpu — it says so in one line and shows the headless summary instead.
 pub fn main_job() -> Result<()> {
     let dir =
         default_demo_dir().context("no data directory on this system; set CROSSCLR_DATA_DIR")?;
-    let project_dir = demo_with_progress(&dir, DemoSettings::default())?;
+    match crate::app::run(Launch::new(Startup::Demo(dir.clone()))) {
+        Ok(()) => return Ok(()),
+        Err(error) => eprintln!(
+            "{:#}; showing the demo's summary instead",
+            anyhow::Error::from(error)
+        ),
+    }
+    headless_summary(&dir)
+}
+
+/// The demo (made on first run), its retrieval table, and a few typed searches.
+fn headless_summary(dir: &Path) -> Result<()> {
+    let project_dir = demo_with_progress(dir, DemoSettings::default())?;
     let project = Project::open(&project_dir)?;
     let run = RunName::new(DEMO_RUN)?;
     evaluate_and_print(&project, &run, None, DeviceKind::Cpu, false)?;

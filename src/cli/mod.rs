@@ -3,6 +3,7 @@
 mod analysis_common;
 mod demo_cmd;
 mod eval_cmd;
+mod explore_cmd;
 mod export_cmd;
 mod graph_cmd;
 mod ingest_cmd;
@@ -23,8 +24,8 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "crossclr", version, about, long_about = None)]
 pub struct Cli {
-    /// Without a command: make the demo project on first run (in the data directory), then show
-    /// its retrieval table and a few searches.
+    /// Without a command: open the explorer on the demo project (made on first run, in the data
+    /// directory); without a display, show its retrieval table and a few searches.
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -44,6 +45,8 @@ pub enum Command {
     /// Render the demo collection (captioned videos of moving shapes), make a project of it,
     /// ingest it and train a model.
     Demo(demo_cmd::DemoArgs),
+    /// Open the explorer window on a project: the map of its clips, search, the inspector.
+    Explore(explore_cmd::ExploreArgs),
     /// Encode a videos project: sample each clip's frames, encode them and the captions, cache
     /// thumbnails; resumable, shardable with --shard i/n.
     Ingest(ingest_cmd::IngestArgs),
@@ -80,6 +83,7 @@ pub(crate) fn dispatch(command: Option<Command>) -> Result<()> {
         Command::Search(args) => search_cmd::run(&args),
         Command::Loss(args) => loss_cmd::run(&args),
         Command::Eval(args) => eval_cmd::run(&args),
+        Command::Explore(args) => explore_cmd::run(&args),
         Command::Ingest(args) => ingest_cmd::run(&args),
         Command::New(args) => new_cmd::run(&args),
         Command::Map(args) => map_cmd::run(&args),

@@ -61,7 +61,7 @@ pub struct NegativesArgs {
     /// With --scope batch: the epoch (from 1).
     #[arg(long)]
     pub epoch: Option<usize>,
-    /// With --scope batch: the step within the epoch (from 1).
+    /// With --scope batch: the step within the epoch (from 1; default: the step holding the anchor).
     #[arg(long)]
     pub step: Option<usize>,
     /// The run whose settings and batches apply (default: the last one trained).
@@ -127,8 +127,9 @@ pub fn run(args: &NegativesArgs) -> Result<()> {
             bail!("--epoch and --step choose a training batch: add --scope batch")
         }
         (ScopeArg::Batch, Some(epoch), Some(step)) => Scope::Batch { epoch, step },
-        (ScopeArg::Batch, _, _) => {
-            bail!("--scope batch needs --epoch E and --step S (both from 1)")
+        (ScopeArg::Batch, Some(epoch), None) => Scope::AnchorBatch { epoch },
+        (ScopeArg::Batch, None, _) => {
+            bail!("--scope batch needs --epoch E (from 1), and optionally --step S: the anchor's own step by default")
         }
     };
     let request = NegativesRequest {

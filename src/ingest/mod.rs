@@ -10,6 +10,7 @@
 //!
 //! Uses project, media, encode and jobs; DESIGN §3 places it between media/encode and training.
 
+
 mod encoders;
 
 pub use encoders::{ChosenEncoders, choose_encoders};

@@ -16,7 +16,7 @@ use super::sample::{DecodeStats, VideoDecoder};
 use super::scale::{Fit, FrameSize};
 use crate::hash::fnv1a;
 use crate::jobs::{CancelToken, ProgressSender};
-use crate::project::{CACHE_DIR, write_atomic};
+use crate::project::{CACHE_DIR, ManifestEntry, write_atomic};
 
 /// The image format of cached thumbnails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +124,11 @@ impl ThumbnailCache {
             self.size.height,
             self.format.extension()
         ))
+    }
+
+    /// Where `ingest` caches the thumbnail of a manifest clip (whether or not it is there yet).
+    pub fn for_clip(&self, clip: &ManifestEntry) -> PathBuf {
+        self.path_for(&clip.video, clip_thumbnail_time(clip.start, clip.end))
     }
 
     /// The thumbnails of `request`, decoding only those not cached yet (in one pass over the

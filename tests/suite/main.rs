@@ -5,6 +5,8 @@
 mod support;
 
 mod analysis_cli;
+mod app_ui;
+mod app_window;
 mod cli;
 mod crossclr_fixtures;
 mod crossclr_losses;

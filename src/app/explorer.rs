@@ -1,0 +1,1110 @@
+//! The app state and the frame: panels around the map, jobs polled, uploads queued.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use egui_wgpu::wgpu;
+
+use super::inspector_panel::inspector_ui;
+use super::pruning_panel::{PruningView, pruning_ui};
+use super::jobs::{Job, Polled, Reporter};
+use super::map_panel::{MapStyle, MapView};
+use super::scene::{MAX_DRAWN_EDGES, Scene};
+use super::search_panel::{SearchState, search_ui};
+use super::settings::{ColourBy, Level, Modality, PruningScope, Settings, Space};
+use super::status_bar::status_ui;
+use super::thumbnails::{TextureCache, atlas_batches};
+use crate::analysis::negatives::loss_settings;
+use crate::analysis::{SearchIndex, project_points};
+use crate::analysis::tsne::{Tsne, TsneConfig};
+use crate::analysis::Matrix;
+use crate::demo::{DEMO_RUN, DemoEvent, DemoSettings, make_demo};
+use crate::jobs::progress_channel;
+use crate::media::ThumbnailCache;
+use crate::project::{Project, RunName};
+use crate::analysis::clusters::{ClusterLabel, cluster_labels};
+use crate::analysis::audit::{AuditReport, AuditRequest, AuditScope, TruthChoice, audit, default_gammas};
+use crate::analysis::negatives::{AnchorExplanation, NegativesRequest, Scope, explain_anchor};
+use crate::render::{
+    AtlasLayout, GpuEdge, GpuOverlay, GpuPoint, NO_TILE, OverlayStyle, Thumbnail, pack_colour,
+};
+
+/// What the explorer opens on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Startup {
+    /// The built-in demo under this folder, made first if needed.
+    Demo(PathBuf),
+    /// A project directory and, optionally, the run to show (else the latest; none: the input
+    /// features).
+    Project { dir: PathBuf, run: Option<RunName> },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Launch {
+    pub startup: Startup,
+    /// Iterations of each t-SNE layout.
+    pub tsne_iterations: usize,
+    /// Save a screenshot here once the map is laid out and its thumbnails are in, then close
+    /// (`CROSSCLR_SCREENSHOT`: the end-to-end check and the README's picture).
+    pub screenshot: Option<PathBuf>,
+}
+
+impl Launch {
+    pub fn new(startup: Startup) -> Self {
+        Self {
+            startup,
+            tsne_iterations: TsneConfig::default().iterations,
+            screenshot: std::env::var_os("CROSSCLR_SCREENSHOT").map(PathBuf::from),
+        }
+    }
+}
+
+type Positions = Vec<[f32; 2]>;
+
+/// A layout job's output: positions, and cluster names once the layout is done.
+type LayoutFrame = (Positions, Vec<ClusterLabel>);
+
+/// What a pruning view was computed for: anchor, side, γ (bits), scope and epoch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct PruningKey {
+    anchor: usize,
+    side: Modality,
+    gamma: u64,
+    scope: PruningScope,
+    epoch: usize,
+}
+
+/// A loaded scene and the search index built beside it.
+struct Loaded {
+    scene: Scene,
+    search: Option<Result<SearchIndex, String>>,
+}
+
+pub struct ExplorerApp {
+    pub settings: Settings,
+    launch: Launch,
+    pub scene: Option<Arc<Scene>>,
+    search_index: Option<Arc<SearchIndex>>,
+    /// Why there is no scene (yet), for the map's place.
+    pub message: Option<String>,
+    pub map: MapView,
+    /// Laid-out levels, kept so switching back does not lay out again.
+    layouts: std::collections::HashMap<Level, Positions>,
+    /// The level the map shows (its layout may still be running).
+    shown_level: Option<Level>,
+    pub selection: BTreeSet<usize>,
+    /// The clip last clicked: what the inspector shows.
+    pub anchor: Option<usize>,
+    pub hovered: Option<usize>,
+    pub search: SearchState,
+    pub textures: TextureCache,
+    target_format: Option<wgpu::TextureFormat>,
+    max_atlas_pages: u32,
+    // Jobs.
+    demo_job: Option<Job<PathBuf>>,
+    load_job: Option<Job<Loaded>>,
+    layout_job: Option<(Level, Job<LayoutFrame>)>,
+    /// Cluster names of each finished layout.
+    labels: std::collections::HashMap<Level, Vec<ClusterLabel>>,
+    thumbnail_job: Option<Job<Vec<(usize, Vec<u8>)>>>,
+    search_job: Option<Job<(String, Vec<f32>)>>,
+    pruning_job: Option<Job<AnchorExplanation>>,
+    audit_job: Option<Job<AuditReport>>,
+    /// The anchor's sets, and what they were computed for.
+    pub pruning: Option<PruningView>,
+    pruning_for: Option<PruningKey>,
+    pub pruning_status: Option<String>,
+    pub audit: Option<AuditReport>,
+    pub audit_status: Option<String>,
+    /// Edges drawn, and whether the graph was cut to [`MAX_DRAWN_EDGES`].
+    pub drawn_edges: usize,
+    /// The inspector's neighbour lists (input, joint space) and the clip they are for.
+    pub neighbours: Option<(usize, [Vec<(usize, f32)>; 2])>,
+    pub edges_capped: bool,
+    colours_dirty: bool,
+    overlay_dirty: bool,
+    edges_dirty: bool,
+    /// Frames since everything settled, for the screenshot.
+    settled_frames: usize,
+    screenshot_requested: bool,
+    /// Errors of finished jobs, newest last.
+    pub problems: Vec<String>,
+}
+
+impl std::fmt::Debug for ExplorerApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExplorerApp")
+            .field("settings", &self.settings)
+            .field("selection", &self.selection)
+            .finish_non_exhaustive()
+    }
+}
+
+const SETTINGS_KEY: &str = "crossclr-explorer";
+
+impl ExplorerApp {
+    pub fn new(cc: &eframe::CreationContext<'_>, launch: Launch) -> Self {
+        let settings = cc
+            .storage
+            .and_then(|s| eframe::get_value(s, SETTINGS_KEY))
+            .unwrap_or_default();
+        let (target_format, max_atlas_pages) = match &cc.wgpu_render_state {
+            Some(state) => (
+                Some(state.target_format),
+                state.device.limits().max_texture_array_layers,
+            ),
+            None => (None, 1),
+        };
+        let ctx = cc.egui_ctx.clone();
+        let mut app = Self {
+            settings,
+            launch,
+            scene: None,
+            search_index: None,
+            message: Some("loading…".into()),
+            map: MapView::default(),
+            layouts: Default::default(),
+            shown_level: None,
+            selection: BTreeSet::new(),
+            anchor: None,
+            hovered: None,
+            search: SearchState::default(),
+            textures: TextureCache::new(move || ctx.request_repaint()),
+            target_format,
+            max_atlas_pages,
+            demo_job: None,
+            load_job: None,
+            layout_job: None,
+            labels: Default::default(),
+            thumbnail_job: None,
+            search_job: None,
+            pruning_job: None,
+            audit_job: None,
+            pruning: None,
+            pruning_for: None,
+            pruning_status: None,
+            audit: None,
+            audit_status: None,
+            drawn_edges: 0,
+            neighbours: None,
+            edges_capped: false,
+            colours_dirty: false,
+            overlay_dirty: false,
+            edges_dirty: false,
+            settled_frames: 0,
+            screenshot_requested: false,
+            problems: Vec::new(),
+        };
+        app.start(&cc.egui_ctx);
+        app
+    }
+
+    fn repainter(ctx: &egui::Context) -> impl Fn() + Send + Sync + 'static {
+        let ctx = ctx.clone();
+        move || ctx.request_repaint()
+    }
+
+    fn start(&mut self, ctx: &egui::Context) {
+        match self.launch.startup.clone() {
+            Startup::Demo(dir) => {
+                self.message = Some("making the demo project (first start only)…".into());
+                self.demo_job = Some(Job::start("demo", Self::repainter(ctx), move |report, cancel| {
+                    let (events, receiver) = progress_channel(64);
+                    std::thread::scope(|scope| {
+                        let relay = scope.spawn(|| {
+                            for event in receiver {
+                                relay_demo(report, event);
+                            }
+                        });
+                        let made = make_demo(&dir, DemoSettings::default(), &events, cancel);
+                        drop(events);
+                        let _ = relay.join();
+                        made.map_err(|e| format!("{:#}", anyhow::Error::from(e)))
+                    })
+                }));
+            }
+            Startup::Project { dir, run } => self.load(ctx, dir, run),
+        }
+    }
+
+    /// Opens the project in `dir` on a job: its points under the run's head, its manifest and
+    /// its search index.
+    pub fn load(&mut self, ctx: &egui::Context, dir: PathBuf, run: Option<RunName>) {
+        self.settings.remember(dir.clone());
+        self.message = Some(format!("opening {}…", dir.display()));
+        self.load_job = Some(Job::start("load", Self::repainter(ctx), move |report, cancel| {
+            let project = Project::open(&dir).map_err(|e| format!("{:#}", anyhow::Error::from(e)))?;
+            let run = match run {
+                Some(run) => Some(run),
+                None => project.latest_run().ok(),
+            };
+            report.progress(0, None, "embedding the clips");
+            let points = project_points(&project, run.as_ref(), cancel)
+                .map_err(|e| format!("{:#}", anyhow::Error::from(e)))?;
+            let manifest = project.read_manifest().map_err(|e| format!("{e}"))?;
+            let loss = loss_settings(&project, run.as_ref())
+                .map_err(|e| format!("{:#}", anyhow::Error::from(e)))?;
+            let cache = ThumbnailCache::for_project(project.dir());
+            report.progress(0, None, "the similarity graph");
+            let scene = Scene::new(
+                project.dir(),
+                project.config().project.name.clone(),
+                points,
+                loss,
+                &manifest.entries,
+                |entry| Some(cache.for_clip(entry)),
+                cancel,
+            )
+            .map_err(|e| format!("{:#}", anyhow::Error::from(e)))?;
+            let search = run.as_ref().map(|run| {
+                report.progress(0, None, "building the search index");
+                SearchIndex::from_points(&project, run, &scene.points)
+                    .map_err(|e| format!("{:#}", anyhow::Error::from(e)))
+            });
+            Ok(Loaded { scene, search })
+        }));
+    }
+
+    /// Lays out `level` with t-SNE on a job, sending snapshots as it goes.
+    fn lay_out(&mut self, ctx: &egui::Context, level: Level) {
+        let Some(scene) = self.scene.clone() else { return };
+        if let Some((_, job)) = &self.layout_job {
+            job.cancel.cancel();
+        }
+        let iterations = self.launch.tsne_iterations;
+        let job = Job::start("t-SNE", Self::repainter(ctx), move |report, cancel| {
+            let input = scene.layout_input(level);
+            let n = input.rows;
+            let matrix = Matrix::new(&input.data, n, input.cols).map_err(|e| e.to_string())?;
+            let perplexity = TsneConfig::default().perplexity.min(((n.max(4) - 1) / 3) as f64);
+            let config = TsneConfig {
+                perplexity: perplexity.max(1.0),
+                iterations,
+                early_iterations: iterations.min(250),
+                ..TsneConfig::default()
+            };
+            let mut tsne = Tsne::new(matrix, config).map_err(|e| e.to_string())?;
+            let as_pairs = |flat: Vec<f32>| -> Positions {
+                flat.chunks_exact(2).map(|p| [p[0], p[1]]).collect()
+            };
+            report.partial((as_pairs(tsne.positions()), Vec::new()));
+            while !tsne.is_done() {
+                if cancel.is_cancelled() {
+                    return Err("cancelled".into());
+                }
+                let snapshot = tsne.step(25);
+                report.progress(
+                    snapshot.iteration,
+                    Some(iterations),
+                    match snapshot.kl_divergence {
+                        Some(kl) => format!("{} · KL {kl:.3}", level.name()),
+                        None => level.name().to_string(),
+                    },
+                );
+                report.partial((as_pairs(snapshot.positions), Vec::new()));
+            }
+            let positions = as_pairs(tsne.positions());
+            let captions: Vec<String> = (0..positions.len())
+                .map(|p| scene.clips[scene.clip_of_point(level, p)].caption.clone())
+                .collect();
+            let k = ((positions.len() as f64 / 4.0).sqrt().round() as usize).clamp(2, 24);
+            let labels = cluster_labels(&positions, &captions, k, 0);
+            Ok((positions, labels))
+        });
+        self.layout_job = Some((level, job));
+    }
+
+    /// Uploads `positions` as the map's points.
+    fn show_positions(&mut self, level: Level, positions: Positions, refit: bool) {
+        let Some(scene) = &self.scene else { return };
+        let layout = AtlasLayout::for_thumbnails(scene.clips.len()).capped(self.max_atlas_pages);
+        let degree = &scene.graph(self.settings.graph_space).degree;
+        let k = super::scene::GRAPH_K as f32;
+        let points: Vec<GpuPoint> = positions
+            .iter()
+            .enumerate()
+            .map(|(p, &position)| {
+                let clip = scene.clip_of_point(level, p);
+                let is_sentence = matches!(level, Level::Sentence | Level::Paragraph)
+                    || (level == Level::Pairs && p >= scene.clips.len());
+                let clip_point = matches!(level, Level::Clip) || (level == Level::Pairs && !is_sentence);
+                // Node size by degree: hubs of the kNN graph (many clips call them near) grow.
+                let size = if self.settings.show_edges && clip_point {
+                    (degree.get(clip).copied().unwrap_or(0) as f32 / k).sqrt().clamp(0.8, 2.5)
+                } else {
+                    1.0
+                };
+                GpuPoint {
+                    position,
+                    size,
+                    tile: if is_sentence || scene.clips[clip].thumbnail.is_none() {
+                        NO_TILE
+                    } else {
+                        layout.tile(clip)
+                    },
+                }
+            })
+            .collect();
+        self.map.set_positions(positions, refit);
+        self.map.uploads.lock().unwrap_or_else(|e| e.into_inner()).points = Some(points.into());
+        self.shown_level = Some(level);
+        self.colours_dirty = true;
+        self.overlay_dirty = true;
+        self.edges_dirty = true;
+    }
+
+    /// The pruning view, when it applies to the shown level (clips are its samples).
+    fn pruning_shown(&self) -> Option<&PruningView> {
+        let level = self.shown_level?;
+        (self.settings.show_pruning && matches!(level, Level::Clip | Level::Pairs))
+            .then_some(self.pruning.as_ref())
+            .flatten()
+            .filter(|view| Some(view.anchor) == self.anchor)
+    }
+
+    fn search_scores(&self) -> Option<&[f32]> {
+        self.search.scores.as_deref()
+    }
+
+    fn upload_colours(&mut self) {
+        let (Some(scene), Some(level)) = (&self.scene, self.shown_level) else { return };
+        let colours = scene.colours(level, self.settings.colour_by, self.settings.gamma, self.search_scores());
+        let mut rgba = colours.rgba;
+        let mut legend = colours.legend;
+        if let Some(view) = self.pruning_shown() {
+            for (clip, colour) in view.colours() {
+                rgba[scene.point_of_clip(level, clip)] = colour;
+            }
+            use super::pruning_panel::{ANCHOR, KEPT, POSITIVE, PRUNED_BOTH, PRUNED_CROSS, PRUNED_INTRA};
+            legend = vec![
+                ("anchor".into(), ANCHOR),
+                ("positive".into(), POSITIVE),
+                ("kept negative".into(), KEPT),
+                ("pruned cross-modal".into(), PRUNED_CROSS),
+                ("pruned intra-modal".into(), PRUNED_INTRA),
+                ("pruned both".into(), PRUNED_BOTH),
+            ];
+        }
+        let packed: Vec<u32> = rgba.iter().map(|&c| pack_colour(c)).collect();
+        self.map.uploads.lock().unwrap_or_else(|e| e.into_inner()).colours = Some(packed.into());
+        self.search.legend = legend;
+        self.colours_dirty = false;
+    }
+
+    fn upload_overlay(&mut self) {
+        let (Some(scene), Some(level)) = (&self.scene, self.shown_level) else { return };
+        let mut overlay = Vec::new();
+        let full = |c: [u8; 4]| pack_colour(c);
+        let colours = scene.colours(level, self.settings.colour_by, self.settings.gamma, self.search_scores());
+        for &clip in &self.selection {
+            let p = scene.point_of_clip(level, clip);
+            overlay.push(GpuOverlay::new(p as u32, full(colours.rgba[p]), OverlayStyle::Full));
+            if level == Level::Pairs {
+                let q = p + scene.clips.len();
+                overlay.push(GpuOverlay::new(q as u32, full(colours.rgba[q]), OverlayStyle::Full));
+            }
+        }
+        if let Some(view) = self.pruning_shown() {
+            for (clip, colour) in view.highlighted() {
+                let p = scene.point_of_clip(level, clip);
+                overlay.push(GpuOverlay::new(p as u32, full(colour), OverlayStyle::Full));
+            }
+        } else if self.settings.show_edges && matches!(level, Level::Clip | Level::Pairs) {
+            // Influential samples (c/max c > γ) ringed on the graph.
+            for (clip, &influential) in scene.influential(self.settings.gamma).iter().enumerate() {
+                if influential {
+                    let p = scene.point_of_clip(level, clip);
+                    overlay.push(GpuOverlay::new(p as u32, full(super::scene::INFLUENTIAL), OverlayStyle::Ring));
+                }
+            }
+        }
+        for &clip in &self.search.top_clips {
+            let p = scene.point_of_clip(level, clip);
+            overlay.push(GpuOverlay::new(p as u32, full([255, 230, 90, 255]), OverlayStyle::Large));
+        }
+        for (clip, colour) in [(self.anchor, [255, 255, 255, 255]), (self.hovered, [255, 220, 120, 255])] {
+            if let Some(clip) = clip {
+                let p = scene.point_of_clip(level, clip);
+                overlay.push(GpuOverlay::new(p as u32, full(colour), OverlayStyle::Ring));
+            }
+        }
+        self.map.uploads.lock().unwrap_or_else(|e| e.into_inner()).overlay = Some(overlay.into());
+        self.overlay_dirty = false;
+    }
+
+    /// The similarity graph's edges (clip levels), pair lines (pairs) and the anchor's lines to
+    /// its positive and pruned negatives.
+    fn upload_edges(&mut self) {
+        let (Some(scene), Some(level)) = (&self.scene, self.shown_level) else { return };
+        let mut edges = Vec::new();
+        self.edges_capped = false;
+        if self.settings.show_edges && matches!(level, Level::Clip | Level::Pairs) {
+            let graph = scene.graph(self.settings.graph_space);
+            let colour = pack_colour([120, 150, 200, 90]);
+            let shown = graph.from.len().min(MAX_DRAWN_EDGES);
+            self.edges_capped = shown < graph.from.len();
+            edges.extend((0..shown).map(|e| GpuEdge::new(graph.from[e], graph.to[e], colour)));
+        }
+        if level == Level::Pairs {
+            let n = scene.clips.len() as u32;
+            let colour = pack_colour([210, 210, 210, 70]);
+            edges.extend((0..n).map(|i| GpuEdge::new(i, i + n, colour)));
+        }
+        if let Some(view) = self.pruning_shown() {
+            let anchor = scene.point_of_clip(level, view.anchor) as u32;
+            for (clip, colour) in view.highlighted() {
+                if clip != view.anchor {
+                    let p = scene.point_of_clip(level, clip) as u32;
+                    // At the pairs level a cross-modal candidate is the other side's point.
+                    let p = if level == Level::Pairs && colour != super::pruning_panel::PRUNED_INTRA {
+                        p + scene.clips.len() as u32
+                    } else {
+                        p
+                    };
+                    edges.push(GpuEdge::new(anchor, p, pack_colour([colour[0], colour[1], colour[2], 200])));
+                }
+            }
+        }
+        self.drawn_edges = edges.len();
+        self.map.uploads.lock().unwrap_or_else(|e| e.into_inner()).edges = Some(edges.into());
+        self.edges_dirty = false;
+    }
+
+    /// Recomputes the anchor's sets when the anchor, side, γ or scope changed: at once over the
+    /// split, on a job for a training batch.
+    fn refresh_pruning(&mut self, ctx: &egui::Context) {
+        let Some(scene) = self.scene.clone() else { return };
+        let key = self.anchor.map(|anchor| PruningKey {
+            anchor,
+            side: self.settings.pruning_side,
+            gamma: self.settings.gamma.to_bits(),
+            scope: self.settings.pruning_scope,
+            epoch: self.settings.pruning_epoch,
+        });
+        if key == self.pruning_for {
+            return;
+        }
+        self.pruning_for = key;
+        self.colours_dirty = true;
+        self.overlay_dirty = true;
+        self.edges_dirty = true;
+        let Some(key) = key else {
+            self.pruning = None;
+            self.pruning_status = None;
+            return;
+        };
+        if let Some(job) = self.pruning_job.take() {
+            job.cancel.cancel();
+        }
+        let run = match &scene.points.source {
+            crate::analysis::PointSource::Run(run) => Some(run.clone()),
+            crate::analysis::PointSource::InputFeatures => None,
+        };
+        match (key.scope, run) {
+            (PruningScope::TrainingBatch, Some(run)) => {
+                self.pruning_status = Some(format!("replaying epoch {} of run `{run}`…", key.epoch));
+                let request = NegativesRequest {
+                    anchor: scene.clips[key.anchor].key.clone(),
+                    split: None,
+                    modality: key.side,
+                    mode: None,
+                    gamma: Some(f64::from_bits(key.gamma)),
+                    scope: Scope::AnchorBatch { epoch: key.epoch },
+                    run: Some(run),
+                };
+                let dir = scene.project_dir.clone();
+                self.pruning_job = Some(Job::start("replay", Self::repainter(ctx), move |report, cancel| {
+                    let project = Project::open(&dir).map_err(|e| format!("{:#}", anyhow::Error::from(e)))?;
+                    explain_anchor(
+                        &project,
+                        &request,
+                        &mut |done, total| report.progress(done, Some(total), "replaying the batch"),
+                        cancel,
+                    )
+                    .map_err(|e| format!("{:#}", anyhow::Error::from(e)))
+                }));
+            }
+            _ => {
+                self.pruning_status = None;
+                self.pruning = Some(PruningView::of_split(&scene, key.anchor, key.side, f64::from_bits(key.gamma)));
+            }
+        }
+    }
+
+    /// The audit of the training split (set scope) over the default γ sweep, on a job.
+    fn start_audit(&mut self, ctx: &egui::Context) {
+        let Some(scene) = self.scene.clone() else { return };
+        let run = match &scene.points.source {
+            crate::analysis::PointSource::Run(run) => Some(run.clone()),
+            crate::analysis::PointSource::InputFeatures => None,
+        };
+        let dir = scene.project_dir.clone();
+        self.audit_status = Some("auditing the pruning…".into());
+        self.audit_job = Some(Job::start("audit", Self::repainter(ctx), move |report, cancel| {
+            let project = Project::open(&dir).map_err(|e| format!("{:#}", anyhow::Error::from(e)))?;
+            let request = AuditRequest {
+                scope: AuditScope::Set,
+                split: None,
+                truth: TruthChoice::Auto { threshold: 0.9 },
+                gammas: default_gammas(),
+                mode: None,
+                run,
+            };
+            audit(&project, &request, &mut |done, total| report.progress(done, Some(total), "audit"), cancel)
+                .map_err(|e| format!("{:#}", anyhow::Error::from(e)))
+        }));
+    }
+
+    fn start_thumbnails(&mut self, ctx: &egui::Context) {
+        let Some(scene) = self.scene.clone() else { return };
+        let layout = AtlasLayout::for_thumbnails(scene.clips.len()).capped(self.max_atlas_pages);
+        self.map.uploads.lock().unwrap_or_else(|e| e.into_inner()).atlas = Some(layout);
+        let items: Vec<(usize, PathBuf)> = scene
+            .clips
+            .iter()
+            .enumerate()
+            .filter_map(|(i, clip)| clip.thumbnail.clone().map(|t| (i, t)))
+            .filter(|(i, _)| layout.tile(*i) != NO_TILE)
+            .collect();
+        if items.is_empty() {
+            return;
+        }
+        let total = items.len();
+        self.thumbnail_job = Some(Job::start("thumbnails", Self::repainter(ctx), move |report, cancel| {
+            let failed = atlas_batches(&items, cancel, |batch, done| {
+                report.progress(done, Some(total), "thumbnails");
+                report.partial(batch);
+            });
+            if failed > 0 {
+                Err(format!("{failed} of {total} thumbnails could not be read"))
+            } else {
+                Ok(Vec::new())
+            }
+        }));
+    }
+
+    pub fn run_search(&mut self, ctx: &egui::Context) {
+        let Some(index) = self.search_index.clone() else {
+            self.search.status = Some(match &self.scene {
+                Some(scene) if !scene.trained() => "search needs a trained run: train one first".into(),
+                _ => "no search index".into(),
+            });
+            return;
+        };
+        let query = self.search.query.trim().to_string();
+        if query.is_empty() {
+            return;
+        }
+        if let Some(job) = &self.search_job {
+            job.cancel.cancel();
+        }
+        self.search.status = Some(format!("encoding {query:?}…"));
+        self.search_job = Some(Job::start("search", Self::repainter(ctx), move |_, _| {
+            let scores = index.scores(&query).map_err(|e| format!("{:#}", anyhow::Error::from(e)))?;
+            Ok((query, scores))
+        }));
+    }
+
+    fn poll_jobs(&mut self, ctx: &egui::Context) {
+        if let Some(job) = &mut self.demo_job
+            && let Polled::Finished(_, result) = job.poll()
+        {
+            self.demo_job = None;
+            match result {
+                Ok(project) => {
+                    let run = RunName::new(DEMO_RUN).ok();
+                    self.load(ctx, project, run);
+                }
+                Err(error) => self.fail(format!("the demo: {error}")),
+            }
+        }
+        if let Some(job) = &mut self.load_job
+            && let Polled::Finished(_, result) = job.poll()
+        {
+            self.load_job = None;
+            match result {
+                Ok(loaded) => self.loaded(ctx, loaded),
+                Err(error) => self.fail(error),
+            }
+        }
+        let mut layout_done = None;
+        if let Some((level, job)) = &mut self.layout_job {
+            let level = *level;
+            match job.poll() {
+                Polled::Nothing => {}
+                Polled::Partial(mut snapshots) => {
+                    if let Some((last, _)) = snapshots.pop() {
+                        let first = self.shown_level != Some(level);
+                        layout_done = Some((level, last, first, false));
+                    }
+                }
+                Polled::Finished(mut snapshots, result) => match result {
+                    Ok((positions, labels)) => {
+                        self.labels.insert(level, labels);
+                        layout_done = Some((level, positions, self.shown_level != Some(level), true))
+                    }
+                    Err(error) => {
+                        if let Some((last, _)) = snapshots.pop() {
+                            layout_done = Some((level, last, false, false));
+                        }
+                        if error != "cancelled" {
+                            self.problems.push(format!("t-SNE: {error}"));
+                        }
+                        self.layout_job = None;
+                    }
+                },
+            }
+        }
+        if let Some((level, positions, first, finished)) = layout_done {
+            if finished {
+                self.layouts.insert(level, positions.clone());
+                self.layout_job = None;
+            }
+            if self.settings.level == level {
+                self.show_positions(level, positions, first || finished);
+            }
+        }
+        if let Some(job) = &mut self.thumbnail_job {
+            let (batches, finished) = match job.poll() {
+                Polled::Nothing => (Vec::new(), None),
+                Polled::Partial(b) => (b, None),
+                Polled::Finished(b, r) => (b, Some(r)),
+            };
+            if let Some(scene) = &self.scene {
+                let layout = AtlasLayout::for_thumbnails(scene.clips.len()).capped(self.max_atlas_pages);
+                let mut uploads = self.map.uploads.lock().unwrap_or_else(|e| e.into_inner());
+                for batch in batches {
+                    uploads.thumbnails.extend(batch.into_iter().map(|(clip, rgba)| Thumbnail {
+                        tile: layout.tile(clip),
+                        rgba,
+                    }));
+                }
+            }
+            if let Some(result) = finished {
+                self.thumbnail_job = None;
+                if let Err(error) = result {
+                    self.problems.push(error);
+                }
+            }
+        }
+        if let Some(job) = &mut self.search_job
+            && let Polled::Finished(_, result) = job.poll()
+        {
+            self.search_job = None;
+            match result {
+                Ok((query, scores)) => {
+                    self.search.show_results(query, scores);
+                    self.colours_dirty = true;
+                    self.overlay_dirty = true;
+                }
+                Err(error) => self.search.status = Some(error),
+            }
+        }
+    }
+
+    fn poll_analysis_jobs(&mut self) {
+        if let Some(job) = &mut self.pruning_job
+            && let Polled::Finished(_, result) = job.poll()
+        {
+            self.pruning_job = None;
+            match result {
+                Ok(explanation) => {
+                    if let Some(scene) = &self.scene
+                        && let Some(anchor) = self.anchor
+                    {
+                        self.pruning = Some(PruningView::of_explanation(scene, anchor, &explanation, 0.0));
+                        self.pruning_status = None;
+                    }
+                }
+                Err(error) => {
+                    self.pruning = None;
+                    self.pruning_status = Some(error);
+                }
+            }
+            self.colours_dirty = true;
+            self.overlay_dirty = true;
+            self.edges_dirty = true;
+        }
+        if let Some(job) = &mut self.audit_job
+            && let Polled::Finished(_, result) = job.poll()
+        {
+            self.audit_job = None;
+            match result {
+                Ok(report) => {
+                    self.audit = Some(report);
+                    self.audit_status = None;
+                }
+                Err(error) => self.audit_status = Some(format!("no audit: {error}")),
+            }
+        }
+    }
+
+    fn fail(&mut self, error: String) {
+        log_problem(&error);
+        self.message = Some(error.clone());
+        self.problems.push(error);
+    }
+
+    fn loaded(&mut self, ctx: &egui::Context, loaded: Loaded) {
+        let Loaded { scene, search } = loaded;
+        self.message = None;
+        self.search_index = None;
+        match search {
+            Some(Ok(index)) => self.search_index = Some(Arc::new(index)),
+            Some(Err(error)) => self.problems.push(format!("search: {error}")),
+            None => {}
+        }
+        if scene.clips.is_empty() {
+            self.message = Some(format!("{} has no clips with features", scene.project_dir.display()));
+        }
+        if !scene.clips.iter().any(|c| c.thumbnail.is_some()) {
+            self.problems.push(format!(
+                "{} has no thumbnails: points are shown as discs (`crossclr ingest` caches them for projects made from videos)",
+                scene.project_dir.display()
+            ));
+        }
+        self.layouts.clear();
+        self.labels.clear();
+        self.shown_level = None;
+        self.selection.clear();
+        self.anchor = None;
+        self.search = SearchState::default();
+        self.pruning = None;
+        self.pruning_for = None;
+        self.audit = None;
+        self.textures.clear();
+        let level = if scene.level_available(self.settings.level) {
+            self.settings.level
+        } else {
+            Level::Clip
+        };
+        self.settings.level = level;
+        let enough = scene.count(level) >= 4;
+        self.scene = Some(Arc::new(scene));
+        self.start_thumbnails(ctx);
+        self.start_audit(ctx);
+        if enough {
+            self.lay_out(ctx, level);
+        } else {
+            self.message = Some("fewer than 4 points: nothing to lay out".into());
+        }
+    }
+
+    /// Applies a change of level: a kept layout at once, else a new t-SNE.
+    fn switch_level(&mut self, ctx: &egui::Context, level: Level) {
+        self.settings.level = level;
+        if let Some(positions) = self.layouts.get(&level).cloned() {
+            self.show_positions(level, positions, true);
+        } else {
+            self.lay_out(ctx, level);
+        }
+    }
+
+    fn toolbar_ui(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            ui.strong("crossclr explorer");
+            if let Some(scene) = &self.scene {
+                ui.separator();
+                ui.label(format!("{} · {} clips", scene.name, scene.clips.len()));
+                ui.label(match &scene.points.source {
+                    crate::analysis::PointSource::Run(run) => format!("run `{run}`"),
+                    crate::analysis::PointSource::InputFeatures => "input features (no run yet)".into(),
+                });
+            }
+            ui.separator();
+            let mut level = self.settings.level;
+            let available: Vec<Level> = Level::ALL
+                .into_iter()
+                .filter(|l| self.scene.as_ref().is_none_or(|s| s.level_available(*l)))
+                .collect();
+            egui::ComboBox::from_label("points")
+                .selected_text(level.name())
+                .show_ui(ui, |ui| {
+                    for l in available {
+                        ui.selectable_value(&mut level, l, l.name());
+                    }
+                });
+            if level != self.settings.level {
+                self.switch_level(ui.ctx(), level);
+            }
+            let mut colour_by = self.settings.colour_by;
+            egui::ComboBox::from_label("colour")
+                .selected_text(colour_by.name())
+                .show_ui(ui, |ui| {
+                    for c in ColourBy::ALL {
+                        ui.selectable_value(&mut colour_by, c, c.name());
+                    }
+                });
+            if colour_by != self.settings.colour_by {
+                self.settings.colour_by = colour_by;
+                self.colours_dirty = true;
+            }
+            ui.separator();
+            let (show_edges, space) = (self.settings.show_edges, self.settings.graph_space);
+            ui.checkbox(&mut self.settings.show_edges, "graph");
+            if self.settings.show_edges {
+                let joint = self.scene.as_ref().is_some_and(|s| s.graph_joint.is_some());
+                ui.selectable_value(&mut self.settings.graph_space, Space::Input, "input space");
+                ui.add_enabled_ui(joint, |ui| {
+                    ui.selectable_value(&mut self.settings.graph_space, Space::Joint, "joint space")
+                        .on_disabled_hover_text("the joint space needs a trained run");
+                });
+                if self.edges_capped {
+                    ui.label(
+                        egui::RichText::new(format!("edges capped at {MAX_DRAWN_EDGES}"))
+                            .color(egui::Color32::from_rgb(240, 170, 90)),
+                    );
+                }
+            }
+            if (show_edges, space) != (self.settings.show_edges, self.settings.graph_space) {
+                self.edges_dirty = true;
+                self.overlay_dirty = true;
+                // Node sizes follow the graph's degrees.
+                if let Some(level) = self.shown_level {
+                    let positions = self.map.positions.clone();
+                    self.show_positions(level, positions, false);
+                }
+            }
+            if ui.button("fit").clicked() {
+                self.map.fit_pending = true;
+            }
+        });
+    }
+
+    fn legend_ui(&self, ui: &mut egui::Ui, rect: egui::Rect) {
+        if self.search.legend.is_empty() || self.scene.is_none() {
+            return;
+        }
+        let area = egui::Area::new(egui::Id::unique("map-legend"))
+            .fixed_pos(rect.left_top() + egui::vec2(10.0, 10.0))
+            .order(egui::Order::Foreground);
+        area.show(ui.ctx(), |ui| {
+            egui::Frame::popup(ui.style()).show(ui, |ui| {
+                ui.label(egui::RichText::new(format!("colour: {}", self.settings.colour_by.name())).strong());
+                for (name, colour) in self.search.legend.iter().take(12) {
+                    ui.horizontal(|ui| {
+                        let (dot, _) = ui.allocate_exact_size(egui::vec2(12.0, 12.0), egui::Sense::hover());
+                        ui.painter().circle_filled(
+                            dot.center(),
+                            5.0,
+                            egui::Color32::from_rgba_unmultiplied(colour[0], colour[1], colour[2], colour[3]),
+                        );
+                        ui.label(name);
+                    });
+                }
+            });
+        });
+    }
+
+    fn map_area_ui(&mut self, ui: &mut egui::Ui) {
+        if let Some(message) = &self.message {
+            ui.centered_and_justified(|ui| {
+                ui.label(egui::RichText::new(message).size(16.0));
+            });
+            return;
+        }
+        let style = MapStyle {
+            point_radius: self.settings.point_radius,
+            dimmed: !self.selection.is_empty() || !self.search.top_clips.is_empty(),
+            show_edges: self.settings.show_edges,
+            thumbnails: true,
+            target_format: self.target_format,
+        };
+        let (response, input) = self.map.map_ui(ui, style);
+        let map_rect = response.rect;
+        let Some(scene) = self.scene.clone() else { return };
+        let Some(level) = self.shown_level else { return };
+        let hovered = input.hovered.map(|p| scene.clip_of_point(level, p));
+        if hovered != self.hovered {
+            self.hovered = hovered;
+            self.overlay_dirty = true;
+        }
+        if let Some((point, shift)) = input.clicked {
+            let clip = point.map(|p| scene.clip_of_point(level, p));
+            if !shift {
+                self.selection.clear();
+            }
+            if let Some(clip) = clip {
+                self.selection.insert(clip);
+            }
+            self.anchor = clip.or(self.anchor.filter(|_| shift));
+            self.overlay_dirty = true;
+        }
+        if let Some(points) = input.lassoed {
+            self.selection.extend(points.into_iter().map(|p| scene.clip_of_point(level, p)));
+            self.overlay_dirty = true;
+        }
+        if let Some(clip) = self.hovered {
+            let info = &scene.clips[clip];
+            let texture = self.textures.get(clip, info.thumbnail.as_deref()).cloned();
+            response.on_hover_ui_at_pointer(|ui| {
+                if let Some(texture) = texture {
+                    ui.image((texture.id(), egui::vec2(96.0, 96.0)));
+                }
+                ui.label(egui::RichText::new(&info.caption).strong());
+                ui.label(format!("{} · video {} · {}", info.key, info.video, info.split));
+                if let Some(scores) = self.search.scores.as_ref() {
+                    ui.label(format!("search score {:.3}", scores[clip]));
+                }
+            });
+        }
+        if self.layout_job.as_ref().is_none_or(|(l, _)| *l != level)
+            && let Some(labels) = self.labels.get(&level)
+        {
+            self.map.labels_ui(ui, map_rect, labels);
+        }
+        self.legend_ui(ui, ui.min_rect());
+    }
+}
+
+/// Passes the demo's steps on as progress lines.
+fn relay_demo(report: &Reporter<PathBuf>, event: DemoEvent) {
+    match event {
+        DemoEvent::Rendering(p) => report.progress(p.done, Some(p.total), "demo: rendering videos"),
+        DemoEvent::Ingesting(p) => report.progress(p.done, Some(p.total), "demo: ingesting"),
+        DemoEvent::Train(crate::train::TrainEvent::Step { epoch, step, steps, .. }) => {
+            report.progress(step, Some(steps), format!("demo: training epoch {epoch}"))
+        }
+        DemoEvent::Note(note) => report.progress(0, None, note),
+        _ => {}
+    }
+}
+
+fn log_problem(problem: &str) {
+    eprintln!("crossclr explorer: {problem}");
+}
+
+impl eframe::App for ExplorerApp {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        let ctx = ui.ctx().clone();
+        self.poll_jobs(&ctx);
+        self.poll_analysis_jobs();
+        self.textures.poll(&ctx);
+        egui::Panel::top("toolbar").show(ui, |ui| self.toolbar_ui(ui));
+        egui::Panel::bottom("status").show(ui, |ui| status_ui(ui, self));
+        egui::Panel::left("search").default_size(300.0).show(ui, |ui| {
+            if search_ui(ui, self) {
+                self.run_search(&ctx);
+            }
+        });
+        if self.settings.show_inspector {
+            egui::Panel::right("inspector").default_size(330.0).show(ui, |ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| {
+                    inspector_ui(ui, self);
+                    ui.separator();
+                    if pruning_ui(ui, self) {
+                        self.colours_dirty = true;
+                        self.overlay_dirty = true;
+                    }
+                });
+            });
+        }
+        egui::CentralPanel::no_frame().show(ui, |ui| self.map_area_ui(ui));
+        self.refresh_pruning(&ctx);
+        if self.colours_dirty {
+            self.upload_colours();
+        }
+        if self.edges_dirty {
+            self.upload_edges();
+        }
+        if self.overlay_dirty {
+            self.upload_overlay();
+        }
+        if self.demo_job.is_some() || self.load_job.is_some() || self.layout_job.is_some() || self.thumbnail_job.is_some() {
+            // Jobs wake the UI when they report; this only keeps the progress bars moving.
+            ctx.request_repaint_after(std::time::Duration::from_millis(250));
+        }
+    }
+
+    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        self.screenshot_when_settled(ctx);
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, SETTINGS_KEY, &self.settings);
+    }
+}
+
+/// The jobs the status bar lists: name, progress fraction, text, and their cancel tokens.
+impl ExplorerApp {
+    /// Whether any background job is running.
+    pub fn busy(&self) -> bool {
+        !self.job_lines().is_empty()
+    }
+
+    /// The level the map shows, once its layout is drawn.
+    pub fn shown_level(&self) -> Option<Level> {
+        self.shown_level
+    }
+
+    pub fn job_lines(&self) -> Vec<(String, Option<f32>, String, crate::jobs::CancelToken)> {
+        let mut lines = Vec::new();
+        macro_rules! line {
+            ($job:expr) => {
+                if let Some(job) = $job {
+                    lines.push((job.name.clone(), job.fraction(), job.text.clone(), job.cancel.clone()));
+                }
+            };
+        }
+        line!(&self.demo_job);
+        line!(&self.load_job);
+        line!(self.layout_job.as_ref().map(|(_, j)| j));
+        line!(&self.thumbnail_job);
+        line!(&self.search_job);
+        line!(&self.pruning_job);
+        line!(&self.audit_job);
+        lines
+    }
+
+    /// Shows or hides the similarity graph (edges, node sizes, influential rings).
+    pub fn show_graph(&mut self, show: bool) {
+        if show != self.settings.show_edges {
+            self.settings.show_edges = show;
+            self.edges_dirty = true;
+            self.overlay_dirty = true;
+            if let Some(level) = self.shown_level {
+                let positions = self.map.positions.clone();
+                self.show_positions(level, positions, false);
+            }
+        }
+    }
+
+    pub fn set_colour_by(&mut self, by: ColourBy) {
+        self.settings.colour_by = by;
+        self.colours_dirty = true;
+    }
+
+    /// With `Launch::screenshot`: once the map and its thumbnails have been drawn for a few
+    /// frames, asks for a screenshot, saves it and closes the window.
+    fn screenshot_when_settled(&mut self, ctx: &egui::Context) {
+        let Some(path) = self.launch.screenshot.clone() else { return };
+        let settled = self.scene.is_some() && !self.busy() && self.shown_level.is_some();
+        let failed = self.message.is_some() && !self.busy();
+        self.settled_frames = if settled || failed { self.settled_frames + 1 } else { 0 };
+        if self.settled_frames > 10 && !self.screenshot_requested {
+            self.screenshot_requested = true;
+            let closer = ctx.clone();
+            ctx.request_screenshot(move |image| {
+                let [w, h] = image.size;
+                let bytes: Vec<u8> = image.pixels.iter().flat_map(|c| c.to_array()).collect();
+                match image::RgbaImage::from_raw(w as u32, h as u32, bytes).map(|i| i.save(&path)) {
+                    Some(Ok(())) => eprintln!("crossclr explorer: screenshot saved to {}", path.display()),
+                    Some(Err(e)) => log_problem(&format!("cannot save the screenshot {}: {e}", path.display())),
+                    None => log_problem("the screenshot had the wrong size"),
+                }
+                closer.send_viewport_cmd(egui::ViewportCommand::Close);
+                closer.request_repaint();
+            });
+        }
+        ctx.request_repaint();
+    }
+
+    /// Selects one clip as the inspector's subject (from a search result or a neighbour).
+    pub fn select(&mut self, clip: usize) {
+        self.selection.clear();
+        self.selection.insert(clip);
+        self.anchor = Some(clip);
+        self.overlay_dirty = true;
+    }
+}
