@@ -26,7 +26,11 @@ mod architecture {
     use std::path::Path;
 
     fn backticked(text: &str) -> BTreeSet<String> {
-        text.split('`').skip(1).step_by(2).map(str::to_string).collect()
+        text.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect()
     }
 
     /// Each module's row of ARCHITECTURE.md, resolved to the modules it may use: the modules

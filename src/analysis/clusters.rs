@@ -13,7 +13,8 @@ use serde::Serialize;
 const STOPWORDS: &[&str] = &[
     "a", "an", "the", "and", "or", "of", "in", "on", "at", "to", "is", "are", "it", "its", "with",
     "into", "from", "by", "for", "then", "as", "that", "this", "over", "up", "down", "out", "off",
-    "while", "very", "some", "one", "two", "be", "was", "has", "have",
+    "while", "very", "some", "one", "two", "be", "was", "has", "have", "there", "here", "who",
+    "which", "where", "left", "right", "place", "around", "across", "along", "back", "forth",
 ];
 
 /// One cluster of the layout.
@@ -39,7 +40,10 @@ pub fn kmeans(positions: &[[f32; 2]], k: usize, seed: u64) -> (Vec<usize>, Vec<[
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut centres = vec![positions[rng.random_range(0..n)]];
-    let mut nearest: Vec<f32> = positions.iter().map(|&p| distance2(p, centres[0])).collect();
+    let mut nearest: Vec<f32> = positions
+        .iter()
+        .map(|&p| distance2(p, centres[0]))
+        .collect();
     while centres.len() < k {
         let total: f64 = nearest.iter().map(|&d| f64::from(d)).sum();
         let next = if total <= 0.0 {
@@ -93,12 +97,21 @@ fn words(caption: &str) -> BTreeSet<String> {
     caption
         .split(|c: char| !c.is_alphanumeric())
         .map(str::to_lowercase)
-        .filter(|w| w.len() > 1 && !STOPWORDS.contains(&w.as_str()) && !w.chars().all(|c| c.is_ascii_digit()))
+        .filter(|w| {
+            w.len() > 1
+                && !STOPWORDS.contains(&w.as_str())
+                && !w.chars().all(|c| c.is_ascii_digit())
+        })
         .collect()
 }
 
 /// Clusters `positions` into `k` groups named from `captions` (one per position).
-pub fn cluster_labels(positions: &[[f32; 2]], captions: &[String], k: usize, seed: u64) -> Vec<ClusterLabel> {
+pub fn cluster_labels(
+    positions: &[[f32; 2]],
+    captions: &[String],
+    k: usize,
+    seed: u64,
+) -> Vec<ClusterLabel> {
     assert_eq!(positions.len(), captions.len(), "one caption per position");
     let (assignment, centres) = kmeans(positions, k, seed);
     let bags: Vec<BTreeSet<String>> = captions.iter().map(|c| words(c)).collect();
@@ -111,7 +124,9 @@ pub fn cluster_labels(positions: &[[f32; 2]], captions: &[String], k: usize, see
     let n = positions.len().max(1) as f64;
     let mut labels = Vec::with_capacity(centres.len());
     for (c, &center) in centres.iter().enumerate() {
-        let members: Vec<usize> = (0..positions.len()).filter(|&i| assignment[i] == c).collect();
+        let members: Vec<usize> = (0..positions.len())
+            .filter(|&i| assignment[i] == c)
+            .collect();
         if members.is_empty() {
             continue;
         }
@@ -132,7 +147,12 @@ pub fn cluster_labels(positions: &[[f32; 2]], captions: &[String], k: usize, see
             })
             .collect();
         scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
-        let name = scored.iter().take(3).map(|(w, _)| *w).collect::<Vec<_>>().join(" ");
+        let name = scored
+            .iter()
+            .take(3)
+            .map(|(w, _)| *w)
+            .collect::<Vec<_>>()
+            .join(" ");
         labels.push(ClusterLabel {
             center,
             name,
@@ -164,8 +184,18 @@ mod tests {
         let labels = cluster_labels(&positions, &captions, 2, 7);
         assert_eq!(labels.len(), 2);
         let names: Vec<&str> = labels.iter().map(|l| l.name.as_str()).collect();
-        assert!(names.iter().any(|n| n.contains("red") && n.contains("star")), "{names:?}");
-        assert!(names.iter().any(|n| n.contains("green") && n.contains("ring")), "{names:?}");
+        assert!(
+            names
+                .iter()
+                .any(|n| n.contains("red") && n.contains("star")),
+            "{names:?}"
+        );
+        assert!(
+            names
+                .iter()
+                .any(|n| n.contains("green") && n.contains("ring")),
+            "{names:?}"
+        );
         assert!(names.iter().all(|n| !n.contains("spins")), "{names:?}");
         assert!(labels.iter().all(|l| l.size == 20));
         assert_eq!(labels, cluster_labels(&positions, &captions, 2, 7));

@@ -149,9 +149,13 @@ impl SearchIndex {
             .splits
             .iter()
             .flat_map(|s| {
-                s.videos
-                    .clone()
-                    .map(move |v| (points.video_keys[v].clone(), s.split.clone(), points.video_keys[v].clone()))
+                s.videos.clone().map(move |v| {
+                    (
+                        points.video_keys[v].clone(),
+                        s.split.clone(),
+                        points.video_keys[v].clone(),
+                    )
+                })
             })
             .collect();
         index.videos = Rows {

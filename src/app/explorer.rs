@@ -6,26 +6,28 @@ use std::sync::Arc;
 
 use egui_wgpu::wgpu;
 
-use super::inspector_panel::inspector_ui;
-use super::pruning_panel::{PruningView, pruning_ui};
+use super::inspector_panel::{inspector_ui, neighbours_ui};
 use super::jobs::{Job, Polled, Reporter};
 use super::map_panel::{MapStyle, MapView};
+use super::pruning_panel::{PruningView, audit_panel_ui, pruning_ui};
 use super::scene::{MAX_DRAWN_EDGES, Scene};
 use super::search_panel::{SearchState, search_ui};
 use super::settings::{ColourBy, Level, Modality, PruningScope, Settings, Space};
 use super::status_bar::status_ui;
 use super::thumbnails::{TextureCache, atlas_batches};
-use crate::analysis::negatives::loss_settings;
-use crate::analysis::{SearchIndex, project_points};
-use crate::analysis::tsne::{Tsne, TsneConfig};
 use crate::analysis::Matrix;
+use crate::analysis::audit::{
+    AuditReport, AuditRequest, AuditScope, TruthChoice, audit, default_gammas,
+};
+use crate::analysis::clusters::{ClusterLabel, cluster_labels};
+use crate::analysis::negatives::loss_settings;
+use crate::analysis::negatives::{AnchorExplanation, NegativesRequest, Scope, explain_anchor};
+use crate::analysis::tsne::{Tsne, TsneConfig};
+use crate::analysis::{SearchIndex, project_points};
 use crate::demo::{DEMO_RUN, DemoEvent, DemoSettings, make_demo};
 use crate::jobs::progress_channel;
 use crate::media::ThumbnailCache;
 use crate::project::{Project, RunName};
-use crate::analysis::clusters::{ClusterLabel, cluster_labels};
-use crate::analysis::audit::{AuditReport, AuditRequest, AuditScope, TruthChoice, audit, default_gammas};
-use crate::analysis::negatives::{AnchorExplanation, NegativesRequest, Scope, explain_anchor};
 use crate::render::{
     AtlasLayout, GpuEdge, GpuOverlay, GpuPoint, NO_TILE, OverlayStyle, Thumbnail, pack_colour,
 };
@@ -75,6 +77,15 @@ struct PruningKey {
     epoch: usize,
 }
 
+/// A clip's decoded thumbnail pixels.
+type ClipPixels = (usize, Vec<u8>);
+
+/// A clip and its nearest clips with their cosines, in input space and in joint space.
+pub type Neighbours = (usize, [Vec<(usize, f32)>; 2]);
+
+/// The mark of a search result on a map coloured by something else.
+const SEARCH_RESULT: [u8; 4] = [255, 230, 90, 255];
+
 /// A loaded scene and the search index built beside it.
 struct Loaded {
     scene: Scene,
@@ -107,9 +118,10 @@ pub struct ExplorerApp {
     layout_job: Option<(Level, Job<LayoutFrame>)>,
     /// Cluster names of each finished layout.
     labels: std::collections::HashMap<Level, Vec<ClusterLabel>>,
-    thumbnail_job: Option<Job<Vec<(usize, Vec<u8>)>>>,
+    thumbnail_job: Option<Job<Vec<ClipPixels>>>,
     search_job: Option<Job<(String, Vec<f32>)>>,
-    pruning_job: Option<Job<AnchorExplanation>>,
+    /// The replayed explanation and how long the replay took, in microseconds.
+    pruning_job: Option<Job<(AnchorExplanation, f64)>>,
     audit_job: Option<Job<AuditReport>>,
     /// The anchor's sets, and what they were computed for.
     pub pruning: Option<PruningView>,
@@ -120,7 +132,7 @@ pub struct ExplorerApp {
     /// Edges drawn, and whether the graph was cut to [`MAX_DRAWN_EDGES`].
     pub drawn_edges: usize,
     /// The inspector's neighbour lists (input, joint space) and the clip they are for.
-    pub neighbours: Option<(usize, [Vec<(usize, f32)>; 2])>,
+    pub neighbours: Option<Neighbours>,
     pub edges_capped: bool,
     colours_dirty: bool,
     overlay_dirty: bool,
@@ -209,20 +221,24 @@ impl ExplorerApp {
         match self.launch.startup.clone() {
             Startup::Demo(dir) => {
                 self.message = Some("making the demo project (first start only)…".into());
-                self.demo_job = Some(Job::start("demo", Self::repainter(ctx), move |report, cancel| {
-                    let (events, receiver) = progress_channel(64);
-                    std::thread::scope(|scope| {
-                        let relay = scope.spawn(|| {
-                            for event in receiver {
-                                relay_demo(report, event);
-                            }
-                        });
-                        let made = make_demo(&dir, DemoSettings::default(), &events, cancel);
-                        drop(events);
-                        let _ = relay.join();
-                        made.map_err(|e| format!("{:#}", anyhow::Error::from(e)))
-                    })
-                }));
+                self.demo_job = Some(Job::start(
+                    "demo",
+                    Self::repainter(ctx),
+                    move |report, cancel| {
+                        let (events, receiver) = progress_channel(64);
+                        std::thread::scope(|scope| {
+                            let relay = scope.spawn(|| {
+                                for event in receiver {
+                                    relay_demo(report, event);
+                                }
+                            });
+                            let made = make_demo(&dir, DemoSettings::default(), &events, cancel);
+                            drop(events);
+                            let _ = relay.join();
+                            made.map_err(|e| format!("{:#}", anyhow::Error::from(e)))
+                        })
+                    },
+                ));
             }
             Startup::Project { dir, run } => self.load(ctx, dir, run),
         }
@@ -233,42 +249,49 @@ impl ExplorerApp {
     pub fn load(&mut self, ctx: &egui::Context, dir: PathBuf, run: Option<RunName>) {
         self.settings.remember(dir.clone());
         self.message = Some(format!("opening {}…", dir.display()));
-        self.load_job = Some(Job::start("load", Self::repainter(ctx), move |report, cancel| {
-            let project = Project::open(&dir).map_err(|e| format!("{:#}", anyhow::Error::from(e)))?;
-            let run = match run {
-                Some(run) => Some(run),
-                None => project.latest_run().ok(),
-            };
-            report.progress(0, None, "embedding the clips");
-            let points = project_points(&project, run.as_ref(), cancel)
+        self.load_job = Some(Job::start(
+            "load",
+            Self::repainter(ctx),
+            move |report, cancel| {
+                let project =
+                    Project::open(&dir).map_err(|e| format!("{:#}", anyhow::Error::from(e)))?;
+                let run = match run {
+                    Some(run) => Some(run),
+                    None => project.latest_run().ok(),
+                };
+                report.progress(0, None, "embedding the clips");
+                let points = project_points(&project, run.as_ref(), cancel)
+                    .map_err(|e| format!("{:#}", anyhow::Error::from(e)))?;
+                let manifest = project.read_manifest().map_err(|e| format!("{e}"))?;
+                let loss = loss_settings(&project, run.as_ref())
+                    .map_err(|e| format!("{:#}", anyhow::Error::from(e)))?;
+                let cache = ThumbnailCache::for_project(project.dir());
+                report.progress(0, None, "the similarity graph");
+                let scene = Scene::new(
+                    project.dir(),
+                    project.config().project.name.clone(),
+                    points,
+                    loss,
+                    &manifest.entries,
+                    |entry| Some(cache.for_clip(entry)),
+                    cancel,
+                )
                 .map_err(|e| format!("{:#}", anyhow::Error::from(e)))?;
-            let manifest = project.read_manifest().map_err(|e| format!("{e}"))?;
-            let loss = loss_settings(&project, run.as_ref())
-                .map_err(|e| format!("{:#}", anyhow::Error::from(e)))?;
-            let cache = ThumbnailCache::for_project(project.dir());
-            report.progress(0, None, "the similarity graph");
-            let scene = Scene::new(
-                project.dir(),
-                project.config().project.name.clone(),
-                points,
-                loss,
-                &manifest.entries,
-                |entry| Some(cache.for_clip(entry)),
-                cancel,
-            )
-            .map_err(|e| format!("{:#}", anyhow::Error::from(e)))?;
-            let search = run.as_ref().map(|run| {
-                report.progress(0, None, "building the search index");
-                SearchIndex::from_points(&project, run, &scene.points)
-                    .map_err(|e| format!("{:#}", anyhow::Error::from(e)))
-            });
-            Ok(Loaded { scene, search })
-        }));
+                let search = run.as_ref().map(|run| {
+                    report.progress(0, None, "building the search index");
+                    SearchIndex::from_points(&project, run, &scene.points)
+                        .map_err(|e| format!("{:#}", anyhow::Error::from(e)))
+                });
+                Ok(Loaded { scene, search })
+            },
+        ));
     }
 
     /// Lays out `level` with t-SNE on a job, sending snapshots as it goes.
     fn lay_out(&mut self, ctx: &egui::Context, level: Level) {
-        let Some(scene) = self.scene.clone() else { return };
+        let Some(scene) = self.scene.clone() else {
+            return;
+        };
         if let Some((_, job)) = &self.layout_job {
             job.cancel.cancel();
         }
@@ -277,7 +300,9 @@ impl ExplorerApp {
             let input = scene.layout_input(level);
             let n = input.rows;
             let matrix = Matrix::new(&input.data, n, input.cols).map_err(|e| e.to_string())?;
-            let perplexity = TsneConfig::default().perplexity.min(((n.max(4) - 1) / 3) as f64);
+            let perplexity = TsneConfig::default()
+                .perplexity
+                .min(((n.max(4) - 1) / 3) as f64);
             let config = TsneConfig {
                 perplexity: perplexity.max(1.0),
                 iterations,
@@ -328,10 +353,13 @@ impl ExplorerApp {
                 let clip = scene.clip_of_point(level, p);
                 let is_sentence = matches!(level, Level::Sentence | Level::Paragraph)
                     || (level == Level::Pairs && p >= scene.clips.len());
-                let clip_point = matches!(level, Level::Clip) || (level == Level::Pairs && !is_sentence);
+                let clip_point =
+                    matches!(level, Level::Clip) || (level == Level::Pairs && !is_sentence);
                 // Node size by degree: hubs of the kNN graph (many clips call them near) grow.
                 let size = if self.settings.show_edges && clip_point {
-                    (degree.get(clip).copied().unwrap_or(0) as f32 / k).sqrt().clamp(0.8, 2.5)
+                    (degree.get(clip).copied().unwrap_or(0) as f32 / k)
+                        .sqrt()
+                        .clamp(0.8, 2.5)
                 } else {
                     1.0
                 };
@@ -347,7 +375,11 @@ impl ExplorerApp {
             })
             .collect();
         self.map.set_positions(positions, refit);
-        self.map.uploads.lock().unwrap_or_else(|e| e.into_inner()).points = Some(points.into());
+        self.map
+            .uploads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .points = Some(points.into());
         self.shown_level = Some(level);
         self.colours_dirty = true;
         self.overlay_dirty = true;
@@ -368,15 +400,24 @@ impl ExplorerApp {
     }
 
     fn upload_colours(&mut self) {
-        let (Some(scene), Some(level)) = (&self.scene, self.shown_level) else { return };
-        let colours = scene.colours(level, self.settings.colour_by, self.settings.gamma, self.search_scores());
+        let (Some(scene), Some(level)) = (&self.scene, self.shown_level) else {
+            return;
+        };
+        let colours = scene.colours(
+            level,
+            self.settings.colour_by,
+            self.settings.gamma,
+            self.search_scores(),
+        );
         let mut rgba = colours.rgba;
         let mut legend = colours.legend;
         if let Some(view) = self.pruning_shown() {
             for (clip, colour) in view.colours() {
                 rgba[scene.point_of_clip(level, clip)] = colour;
             }
-            use super::pruning_panel::{ANCHOR, KEPT, POSITIVE, PRUNED_BOTH, PRUNED_CROSS, PRUNED_INTRA};
+            use super::pruning_panel::{
+                ANCHOR, KEPT, POSITIVE, PRUNED_BOTH, PRUNED_CROSS, PRUNED_INTRA,
+            };
             legend = vec![
                 ("anchor".into(), ANCHOR),
                 ("positive".into(), POSITIVE),
@@ -386,23 +427,57 @@ impl ExplorerApp {
                 ("pruned both".into(), PRUNED_BOTH),
             ];
         }
+        let by_score =
+            self.settings.colour_by == ColourBy::SearchScore && self.pruning_shown().is_none();
+        if !self.search.top_clips.is_empty() && !by_score {
+            legend.push(("search result".into(), SEARCH_RESULT));
+        }
+        if self.pruning_shown().is_none()
+            && self.settings.show_edges
+            && self.settings.colour_by != ColourBy::Influence
+            && matches!(level, Level::Clip | Level::Pairs)
+        {
+            legend.push((
+                format!("ring: influential (c/max c > γ {:.2})", self.settings.gamma),
+                super::scene::INFLUENTIAL,
+            ));
+        }
         let packed: Vec<u32> = rgba.iter().map(|&c| pack_colour(c)).collect();
-        self.map.uploads.lock().unwrap_or_else(|e| e.into_inner()).colours = Some(packed.into());
+        self.map
+            .uploads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .colours = Some(packed.into());
         self.search.legend = legend;
         self.colours_dirty = false;
     }
 
     fn upload_overlay(&mut self) {
-        let (Some(scene), Some(level)) = (&self.scene, self.shown_level) else { return };
+        let (Some(scene), Some(level)) = (&self.scene, self.shown_level) else {
+            return;
+        };
         let mut overlay = Vec::new();
         let full = |c: [u8; 4]| pack_colour(c);
-        let colours = scene.colours(level, self.settings.colour_by, self.settings.gamma, self.search_scores());
+        let colours = scene.colours(
+            level,
+            self.settings.colour_by,
+            self.settings.gamma,
+            self.search_scores(),
+        );
         for &clip in &self.selection {
             let p = scene.point_of_clip(level, clip);
-            overlay.push(GpuOverlay::new(p as u32, full(colours.rgba[p]), OverlayStyle::Full));
+            overlay.push(GpuOverlay::new(
+                p as u32,
+                full(colours.rgba[p]),
+                OverlayStyle::Full,
+            ));
             if level == Level::Pairs {
                 let q = p + scene.clips.len();
-                overlay.push(GpuOverlay::new(q as u32, full(colours.rgba[q]), OverlayStyle::Full));
+                overlay.push(GpuOverlay::new(
+                    q as u32,
+                    full(colours.rgba[q]),
+                    OverlayStyle::Full,
+                ));
             }
         }
         if let Some(view) = self.pruning_shown() {
@@ -415,28 +490,49 @@ impl ExplorerApp {
             for (clip, &influential) in scene.influential(self.settings.gamma).iter().enumerate() {
                 if influential {
                     let p = scene.point_of_clip(level, clip);
-                    overlay.push(GpuOverlay::new(p as u32, full(super::scene::INFLUENTIAL), OverlayStyle::Ring));
+                    overlay.push(GpuOverlay::new(
+                        p as u32,
+                        full(super::scene::INFLUENTIAL),
+                        OverlayStyle::Ring,
+                    ));
                 }
             }
         }
+        // The results drawn large: in their score colour when the map shows scores, else marked.
+        let by_score =
+            self.settings.colour_by == ColourBy::SearchScore && self.pruning_shown().is_none();
         for &clip in &self.search.top_clips {
             let p = scene.point_of_clip(level, clip);
-            overlay.push(GpuOverlay::new(p as u32, full([255, 230, 90, 255]), OverlayStyle::Large));
+            let colour = if by_score {
+                colours.rgba[p]
+            } else {
+                SEARCH_RESULT
+            };
+            overlay.push(GpuOverlay::new(p as u32, full(colour), OverlayStyle::Large));
         }
-        for (clip, colour) in [(self.anchor, [255, 255, 255, 255]), (self.hovered, [255, 220, 120, 255])] {
+        for (clip, colour) in [
+            (self.anchor, [255, 255, 255, 255]),
+            (self.hovered, [255, 220, 120, 255]),
+        ] {
             if let Some(clip) = clip {
                 let p = scene.point_of_clip(level, clip);
                 overlay.push(GpuOverlay::new(p as u32, full(colour), OverlayStyle::Ring));
             }
         }
-        self.map.uploads.lock().unwrap_or_else(|e| e.into_inner()).overlay = Some(overlay.into());
+        self.map
+            .uploads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .overlay = Some(overlay.into());
         self.overlay_dirty = false;
     }
 
     /// The similarity graph's edges (clip levels), pair lines (pairs) and the anchor's lines to
     /// its positive and pruned negatives.
     fn upload_edges(&mut self) {
-        let (Some(scene), Some(level)) = (&self.scene, self.shown_level) else { return };
+        let (Some(scene), Some(level)) = (&self.scene, self.shown_level) else {
+            return;
+        };
         let mut edges = Vec::new();
         self.edges_capped = false;
         if self.settings.show_edges && matches!(level, Level::Clip | Level::Pairs) {
@@ -457,24 +553,35 @@ impl ExplorerApp {
                 if clip != view.anchor {
                     let p = scene.point_of_clip(level, clip) as u32;
                     // At the pairs level a cross-modal candidate is the other side's point.
-                    let p = if level == Level::Pairs && colour != super::pruning_panel::PRUNED_INTRA {
+                    let p = if level == Level::Pairs && colour != super::pruning_panel::PRUNED_INTRA
+                    {
                         p + scene.clips.len() as u32
                     } else {
                         p
                     };
-                    edges.push(GpuEdge::new(anchor, p, pack_colour([colour[0], colour[1], colour[2], 200])));
+                    edges.push(GpuEdge::new(
+                        anchor,
+                        p,
+                        pack_colour([colour[0], colour[1], colour[2], 200]),
+                    ));
                 }
             }
         }
         self.drawn_edges = edges.len();
-        self.map.uploads.lock().unwrap_or_else(|e| e.into_inner()).edges = Some(edges.into());
+        self.map
+            .uploads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .edges = Some(edges.into());
         self.edges_dirty = false;
     }
 
     /// Recomputes the anchor's sets when the anchor, side, γ or scope changed: at once over the
     /// split, on a job for a training batch.
     fn refresh_pruning(&mut self, ctx: &egui::Context) {
-        let Some(scene) = self.scene.clone() else { return };
+        let Some(scene) = self.scene.clone() else {
+            return;
+        };
         let key = self.anchor.map(|anchor| PruningKey {
             anchor,
             side: self.settings.pruning_side,
@@ -503,7 +610,8 @@ impl ExplorerApp {
         };
         match (key.scope, run) {
             (PruningScope::TrainingBatch, Some(run)) => {
-                self.pruning_status = Some(format!("replaying epoch {} of run `{run}`…", key.epoch));
+                self.pruning_status =
+                    Some(format!("replaying epoch {} of run `{run}`…", key.epoch));
                 let request = NegativesRequest {
                     anchor: scene.clips[key.anchor].key.clone(),
                     split: None,
@@ -514,52 +622,84 @@ impl ExplorerApp {
                     run: Some(run),
                 };
                 let dir = scene.project_dir.clone();
-                self.pruning_job = Some(Job::start("replay", Self::repainter(ctx), move |report, cancel| {
-                    let project = Project::open(&dir).map_err(|e| format!("{:#}", anyhow::Error::from(e)))?;
-                    explain_anchor(
-                        &project,
-                        &request,
-                        &mut |done, total| report.progress(done, Some(total), "replaying the batch"),
-                        cancel,
-                    )
-                    .map_err(|e| format!("{:#}", anyhow::Error::from(e)))
-                }));
+                self.pruning_job = Some(Job::start(
+                    "replay",
+                    Self::repainter(ctx),
+                    move |report, cancel| {
+                        let started = std::time::Instant::now();
+                        let project = Project::open(&dir)
+                            .map_err(|e| format!("{:#}", anyhow::Error::from(e)))?;
+                        let explanation = explain_anchor(
+                            &project,
+                            &request,
+                            &mut |done, total| {
+                                report.progress(done, Some(total), "replaying the batch")
+                            },
+                            cancel,
+                        )
+                        .map_err(|e| format!("{:#}", anyhow::Error::from(e)))?;
+                        Ok((explanation, started.elapsed().as_secs_f64() * 1e6))
+                    },
+                ));
             }
             _ => {
                 self.pruning_status = None;
-                self.pruning = Some(PruningView::of_split(&scene, key.anchor, key.side, f64::from_bits(key.gamma)));
+                self.pruning = Some(PruningView::of_split(
+                    &scene,
+                    key.anchor,
+                    key.side,
+                    f64::from_bits(key.gamma),
+                ));
             }
         }
     }
 
     /// The audit of the training split (set scope) over the default γ sweep, on a job.
     fn start_audit(&mut self, ctx: &egui::Context) {
-        let Some(scene) = self.scene.clone() else { return };
+        let Some(scene) = self.scene.clone() else {
+            return;
+        };
         let run = match &scene.points.source {
             crate::analysis::PointSource::Run(run) => Some(run.clone()),
             crate::analysis::PointSource::InputFeatures => None,
         };
         let dir = scene.project_dir.clone();
         self.audit_status = Some("auditing the pruning…".into());
-        self.audit_job = Some(Job::start("audit", Self::repainter(ctx), move |report, cancel| {
-            let project = Project::open(&dir).map_err(|e| format!("{:#}", anyhow::Error::from(e)))?;
-            let request = AuditRequest {
-                scope: AuditScope::Set,
-                split: None,
-                truth: TruthChoice::Auto { threshold: 0.9 },
-                gammas: default_gammas(),
-                mode: None,
-                run,
-            };
-            audit(&project, &request, &mut |done, total| report.progress(done, Some(total), "audit"), cancel)
+        self.audit_job = Some(Job::start(
+            "audit",
+            Self::repainter(ctx),
+            move |report, cancel| {
+                let project =
+                    Project::open(&dir).map_err(|e| format!("{:#}", anyhow::Error::from(e)))?;
+                let request = AuditRequest {
+                    scope: AuditScope::Set,
+                    split: None,
+                    truth: TruthChoice::Auto { threshold: 0.9 },
+                    gammas: default_gammas(),
+                    mode: None,
+                    run,
+                };
+                audit(
+                    &project,
+                    &request,
+                    &mut |done, total| report.progress(done, Some(total), "audit"),
+                    cancel,
+                )
                 .map_err(|e| format!("{:#}", anyhow::Error::from(e)))
-        }));
+            },
+        ));
     }
 
     fn start_thumbnails(&mut self, ctx: &egui::Context) {
-        let Some(scene) = self.scene.clone() else { return };
+        let Some(scene) = self.scene.clone() else {
+            return;
+        };
         let layout = AtlasLayout::for_thumbnails(scene.clips.len()).capped(self.max_atlas_pages);
-        self.map.uploads.lock().unwrap_or_else(|e| e.into_inner()).atlas = Some(layout);
+        self.map
+            .uploads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .atlas = Some(layout);
         let items: Vec<(usize, PathBuf)> = scene
             .clips
             .iter()
@@ -571,23 +711,29 @@ impl ExplorerApp {
             return;
         }
         let total = items.len();
-        self.thumbnail_job = Some(Job::start("thumbnails", Self::repainter(ctx), move |report, cancel| {
-            let failed = atlas_batches(&items, cancel, |batch, done| {
-                report.progress(done, Some(total), "thumbnails");
-                report.partial(batch);
-            });
-            if failed > 0 {
-                Err(format!("{failed} of {total} thumbnails could not be read"))
-            } else {
-                Ok(Vec::new())
-            }
-        }));
+        self.thumbnail_job = Some(Job::start(
+            "thumbnails",
+            Self::repainter(ctx),
+            move |report, cancel| {
+                let failed = atlas_batches(&items, cancel, |batch, done| {
+                    report.progress(done, Some(total), "thumbnails");
+                    report.partial(batch);
+                });
+                if failed > 0 {
+                    Err(format!("{failed} of {total} thumbnails could not be read"))
+                } else {
+                    Ok(Vec::new())
+                }
+            },
+        ));
     }
 
     pub fn run_search(&mut self, ctx: &egui::Context) {
         let Some(index) = self.search_index.clone() else {
             self.search.status = Some(match &self.scene {
-                Some(scene) if !scene.trained() => "search needs a trained run: train one first".into(),
+                Some(scene) if !scene.trained() => {
+                    "search needs a trained run: train one first".into()
+                }
                 _ => "no search index".into(),
             });
             return;
@@ -601,7 +747,9 @@ impl ExplorerApp {
         }
         self.search.status = Some(format!("encoding {query:?}…"));
         self.search_job = Some(Job::start("search", Self::repainter(ctx), move |_, _| {
-            let scores = index.scores(&query).map_err(|e| format!("{:#}", anyhow::Error::from(e)))?;
+            let scores = index
+                .scores(&query)
+                .map_err(|e| format!("{:#}", anyhow::Error::from(e)))?;
             Ok((query, scores))
         }));
     }
@@ -642,7 +790,8 @@ impl ExplorerApp {
                 Polled::Finished(mut snapshots, result) => match result {
                     Ok((positions, labels)) => {
                         self.labels.insert(level, labels);
-                        layout_done = Some((level, positions, self.shown_level != Some(level), true))
+                        layout_done =
+                            Some((level, positions, self.shown_level != Some(level), true))
                     }
                     Err(error) => {
                         if let Some((last, _)) = snapshots.pop() {
@@ -672,13 +821,16 @@ impl ExplorerApp {
                 Polled::Finished(b, r) => (b, Some(r)),
             };
             if let Some(scene) = &self.scene {
-                let layout = AtlasLayout::for_thumbnails(scene.clips.len()).capped(self.max_atlas_pages);
+                let layout =
+                    AtlasLayout::for_thumbnails(scene.clips.len()).capped(self.max_atlas_pages);
                 let mut uploads = self.map.uploads.lock().unwrap_or_else(|e| e.into_inner());
                 for batch in batches {
-                    uploads.thumbnails.extend(batch.into_iter().map(|(clip, rgba)| Thumbnail {
-                        tile: layout.tile(clip),
-                        rgba,
-                    }));
+                    uploads
+                        .thumbnails
+                        .extend(batch.into_iter().map(|(clip, rgba)| Thumbnail {
+                            tile: layout.tile(clip),
+                            rgba,
+                        }));
                 }
             }
             if let Some(result) = finished {
@@ -709,11 +861,16 @@ impl ExplorerApp {
         {
             self.pruning_job = None;
             match result {
-                Ok(explanation) => {
+                Ok((explanation, micros)) => {
                     if let Some(scene) = &self.scene
                         && let Some(anchor) = self.anchor
                     {
-                        self.pruning = Some(PruningView::of_explanation(scene, anchor, &explanation, 0.0));
+                        self.pruning = Some(PruningView::of_explanation(
+                            scene,
+                            anchor,
+                            &explanation,
+                            micros,
+                        ));
                         self.pruning_status = None;
                     }
                 }
@@ -756,7 +913,10 @@ impl ExplorerApp {
             None => {}
         }
         if scene.clips.is_empty() {
-            self.message = Some(format!("{} has no clips with features", scene.project_dir.display()));
+            self.message = Some(format!(
+                "{} has no clips with features",
+                scene.project_dir.display()
+            ));
         }
         if !scene.clips.iter().any(|c| c.thumbnail.is_some()) {
             self.problems.push(format!(
@@ -809,7 +969,9 @@ impl ExplorerApp {
                 ui.label(format!("{} · {} clips", scene.name, scene.clips.len()));
                 ui.label(match &scene.points.source {
                     crate::analysis::PointSource::Run(run) => format!("run `{run}`"),
-                    crate::analysis::PointSource::InputFeatures => "input features (no run yet)".into(),
+                    crate::analysis::PointSource::InputFeatures => {
+                        "input features (no run yet)".into()
+                    }
                 });
             }
             ui.separator();
@@ -847,8 +1009,12 @@ impl ExplorerApp {
                 let joint = self.scene.as_ref().is_some_and(|s| s.graph_joint.is_some());
                 ui.selectable_value(&mut self.settings.graph_space, Space::Input, "input space");
                 ui.add_enabled_ui(joint, |ui| {
-                    ui.selectable_value(&mut self.settings.graph_space, Space::Joint, "joint space")
-                        .on_disabled_hover_text("the joint space needs a trained run");
+                    ui.selectable_value(
+                        &mut self.settings.graph_space,
+                        Space::Joint,
+                        "joint space",
+                    )
+                    .on_disabled_hover_text("the joint space needs a trained run");
                 });
                 if self.edges_capped {
                     ui.label(
@@ -881,14 +1047,20 @@ impl ExplorerApp {
             .order(egui::Order::Foreground);
         area.show(ui.ctx(), |ui| {
             egui::Frame::popup(ui.style()).show(ui, |ui| {
-                ui.label(egui::RichText::new(format!("colour: {}", self.settings.colour_by.name())).strong());
+                ui.label(
+                    egui::RichText::new(format!("colour: {}", self.settings.colour_by.name()))
+                        .strong(),
+                );
                 for (name, colour) in self.search.legend.iter().take(12) {
                     ui.horizontal(|ui| {
-                        let (dot, _) = ui.allocate_exact_size(egui::vec2(12.0, 12.0), egui::Sense::hover());
+                        let (dot, _) =
+                            ui.allocate_exact_size(egui::vec2(12.0, 12.0), egui::Sense::hover());
                         ui.painter().circle_filled(
                             dot.center(),
                             5.0,
-                            egui::Color32::from_rgba_unmultiplied(colour[0], colour[1], colour[2], colour[3]),
+                            egui::Color32::from_rgba_unmultiplied(
+                                colour[0], colour[1], colour[2], colour[3],
+                            ),
                         );
                         ui.label(name);
                     });
@@ -913,8 +1085,12 @@ impl ExplorerApp {
         };
         let (response, input) = self.map.map_ui(ui, style);
         let map_rect = response.rect;
-        let Some(scene) = self.scene.clone() else { return };
-        let Some(level) = self.shown_level else { return };
+        let Some(scene) = self.scene.clone() else {
+            return;
+        };
+        let Some(level) = self.shown_level else {
+            return;
+        };
         let hovered = input.hovered.map(|p| scene.clip_of_point(level, p));
         if hovered != self.hovered {
             self.hovered = hovered;
@@ -932,7 +1108,8 @@ impl ExplorerApp {
             self.overlay_dirty = true;
         }
         if let Some(points) = input.lassoed {
-            self.selection.extend(points.into_iter().map(|p| scene.clip_of_point(level, p)));
+            self.selection
+                .extend(points.into_iter().map(|p| scene.clip_of_point(level, p)));
             self.overlay_dirty = true;
         }
         if let Some(clip) = self.hovered {
@@ -943,7 +1120,10 @@ impl ExplorerApp {
                     ui.image((texture.id(), egui::vec2(96.0, 96.0)));
                 }
                 ui.label(egui::RichText::new(&info.caption).strong());
-                ui.label(format!("{} · video {} · {}", info.key, info.video, info.split));
+                ui.label(format!(
+                    "{} · video {} · {}",
+                    info.key, info.video, info.split
+                ));
                 if let Some(scores) = self.search.scores.as_ref() {
                     ui.label(format!("search score {:.3}", scores[clip]));
                 }
@@ -963,9 +1143,9 @@ fn relay_demo(report: &Reporter<PathBuf>, event: DemoEvent) {
     match event {
         DemoEvent::Rendering(p) => report.progress(p.done, Some(p.total), "demo: rendering videos"),
         DemoEvent::Ingesting(p) => report.progress(p.done, Some(p.total), "demo: ingesting"),
-        DemoEvent::Train(crate::train::TrainEvent::Step { epoch, step, steps, .. }) => {
-            report.progress(step, Some(steps), format!("demo: training epoch {epoch}"))
-        }
+        DemoEvent::Train(crate::train::TrainEvent::Step {
+            epoch, step, steps, ..
+        }) => report.progress(step, Some(steps), format!("demo: training epoch {epoch}")),
         DemoEvent::Note(note) => report.progress(0, None, note),
         _ => {}
     }
@@ -983,22 +1163,32 @@ impl eframe::App for ExplorerApp {
         self.textures.poll(&ctx);
         egui::Panel::top("toolbar").show(ui, |ui| self.toolbar_ui(ui));
         egui::Panel::bottom("status").show(ui, |ui| status_ui(ui, self));
-        egui::Panel::left("search").default_size(300.0).show(ui, |ui| {
-            if search_ui(ui, self) {
-                self.run_search(&ctx);
-            }
-        });
-        if self.settings.show_inspector {
-            egui::Panel::right("inspector").default_size(330.0).show(ui, |ui| {
-                egui::ScrollArea::vertical().show(ui, |ui| {
-                    inspector_ui(ui, self);
-                    ui.separator();
-                    if pruning_ui(ui, self) {
-                        self.colours_dirty = true;
-                        self.overlay_dirty = true;
-                    }
-                });
+        egui::Panel::left("search")
+            .default_size(300.0)
+            .show(ui, |ui| {
+                if search_ui(ui, self) {
+                    self.run_search(&ctx);
+                }
             });
+        if self.settings.show_inspector {
+            egui::Panel::right("inspector")
+                .default_size(330.0)
+                .show(ui, |ui| {
+                    egui::ScrollArea::vertical().show(ui, |ui| {
+                        inspector_ui(ui, self);
+                        ui.separator();
+                        if pruning_ui(ui, self) {
+                            self.pruning_display_changed();
+                        }
+                        ui.separator();
+                        egui::CollapsingHeader::new("Nearest neighbours")
+                            .default_open(true)
+                            .show(ui, |ui| neighbours_ui(ui, self));
+                        egui::CollapsingHeader::new("Audit: are pruned negatives duplicates?")
+                            .default_open(true)
+                            .show(ui, |ui| audit_panel_ui(ui, self));
+                    });
+                });
         }
         egui::CentralPanel::no_frame().show(ui, |ui| self.map_area_ui(ui));
         self.refresh_pruning(&ctx);
@@ -1011,7 +1201,11 @@ impl eframe::App for ExplorerApp {
         if self.overlay_dirty {
             self.upload_overlay();
         }
-        if self.demo_job.is_some() || self.load_job.is_some() || self.layout_job.is_some() || self.thumbnail_job.is_some() {
+        if self.demo_job.is_some()
+            || self.load_job.is_some()
+            || self.layout_job.is_some()
+            || self.thumbnail_job.is_some()
+        {
             // Jobs wake the UI when they report; this only keeps the progress bars moving.
             ctx.request_repaint_after(std::time::Duration::from_millis(250));
         }
@@ -1043,7 +1237,12 @@ impl ExplorerApp {
         macro_rules! line {
             ($job:expr) => {
                 if let Some(job) = $job {
-                    lines.push((job.name.clone(), job.fraction(), job.text.clone(), job.cancel.clone()));
+                    lines.push((
+                        job.name.clone(),
+                        job.fraction(),
+                        job.text.clone(),
+                        job.cancel.clone(),
+                    ));
                 }
             };
         }
@@ -1070,6 +1269,20 @@ impl ExplorerApp {
         }
     }
 
+    /// Shows or hides the anchor's pruning sets over the map.
+    pub fn show_pruning(&mut self, show: bool) {
+        if show != self.settings.show_pruning {
+            self.settings.show_pruning = show;
+            self.pruning_display_changed();
+        }
+    }
+
+    fn pruning_display_changed(&mut self) {
+        self.colours_dirty = true;
+        self.overlay_dirty = true;
+        self.edges_dirty = true;
+    }
+
     pub fn set_colour_by(&mut self, by: ColourBy) {
         self.settings.colour_by = by;
         self.colours_dirty = true;
@@ -1078,10 +1291,16 @@ impl ExplorerApp {
     /// With `Launch::screenshot`: once the map and its thumbnails have been drawn for a few
     /// frames, asks for a screenshot, saves it and closes the window.
     fn screenshot_when_settled(&mut self, ctx: &egui::Context) {
-        let Some(path) = self.launch.screenshot.clone() else { return };
+        let Some(path) = self.launch.screenshot.clone() else {
+            return;
+        };
         let settled = self.scene.is_some() && !self.busy() && self.shown_level.is_some();
         let failed = self.message.is_some() && !self.busy();
-        self.settled_frames = if settled || failed { self.settled_frames + 1 } else { 0 };
+        self.settled_frames = if settled || failed {
+            self.settled_frames + 1
+        } else {
+            0
+        };
         if self.settled_frames > 10 && !self.screenshot_requested {
             self.screenshot_requested = true;
             let closer = ctx.clone();
@@ -1089,8 +1308,13 @@ impl ExplorerApp {
                 let [w, h] = image.size;
                 let bytes: Vec<u8> = image.pixels.iter().flat_map(|c| c.to_array()).collect();
                 match image::RgbaImage::from_raw(w as u32, h as u32, bytes).map(|i| i.save(&path)) {
-                    Some(Ok(())) => eprintln!("crossclr explorer: screenshot saved to {}", path.display()),
-                    Some(Err(e)) => log_problem(&format!("cannot save the screenshot {}: {e}", path.display())),
+                    Some(Ok(())) => {
+                        eprintln!("crossclr explorer: screenshot saved to {}", path.display())
+                    }
+                    Some(Err(e)) => log_problem(&format!(
+                        "cannot save the screenshot {}: {e}",
+                        path.display()
+                    )),
                     None => log_problem("the screenshot had the wrong size"),
                 }
                 closer.send_viewport_cmd(egui::ViewportCommand::Close);

@@ -18,56 +18,73 @@ pub fn inspector_ui(ui: &mut egui::Ui, app: &mut ExplorerApp) {
         return;
     };
     let info = &scene.clips[clip];
-    if let Some(texture) = app.textures.get(clip, info.thumbnail.as_deref()) {
-        ui.image((texture.id(), egui::vec2(192.0, 192.0)));
-    }
-    ui.label(egui::RichText::new(&info.caption).strong().size(15.0));
-    egui::Grid::new("inspector-facts").num_columns(2).show(ui, |ui| {
-        let mut row = |name: &str, value: String| {
-            ui.label(name);
-            ui.label(value);
-            ui.end_row();
-        };
-        row("clip", info.key.clone());
-        row("video", info.video.clone());
-        row("split", info.split.clone());
-        if let (Some(start), Some(end)) = (info.start, info.end) {
-            row("time", format!("{start:.1}–{end:.1} s"));
+    ui.horizontal(|ui| {
+        if let Some(texture) = app.textures.get(clip, info.thumbnail.as_deref()) {
+            ui.image((texture.id(), egui::vec2(112.0, 112.0)));
         }
-        let gamma = app.settings.gamma;
-        for (modality, c) in [("video", &scene.video), ("text", &scene.text)] {
-            row(
-                &format!("{modality} connectivity"),
-                format!("{:.4} (c/max c {:.3})", c.connectivity[clip], c.normalised[clip]),
-            );
-            row(
-                &format!("{modality} influential"),
-                if c.normalised[clip] > gamma {
-                    format!("yes (> γ = {gamma:.2})")
-                } else {
-                    format!("no (≤ γ = {gamma:.2})")
-                },
-            );
-        }
-        if app.selection.len() > 1 {
-            row("selected", format!("{} clips", app.selection.len()));
-        }
+        ui.vertical(|ui| {
+            ui.label(egui::RichText::new(&info.caption).strong().size(15.0));
+            ui.label(format!("clip {}", info.key));
+            ui.label(format!("video {}, split {}", info.video, info.split));
+            if let (Some(start), Some(end)) = (info.start, info.end) {
+                ui.label(format!("{start:.1}–{end:.1} s"));
+            }
+            if app.selection.len() > 1 {
+                ui.label(format!("{} clips selected", app.selection.len()));
+            }
+        });
     });
+    let gamma = app.settings.gamma;
+    egui::Grid::new("inspector-facts")
+        .num_columns(4)
+        .show(ui, |ui| {
+            ui.label("");
+            ui.label("connectivity");
+            ui.label("c/max c");
+            ui.label("influential");
+            ui.end_row();
+            for (modality, c) in [("video", &scene.video), ("text", &scene.text)] {
+                ui.label(modality);
+                ui.label(format!("{:.4}", c.connectivity[clip]));
+                ui.label(format!("{:.3}", c.normalised[clip]));
+                ui.label(if c.normalised[clip] > gamma {
+                    format!("yes (> γ {gamma:.2})")
+                } else {
+                    format!("no (≤ γ {gamma:.2})")
+                });
+                ui.end_row();
+            }
+        });
+}
+
+/// The anchor's nearest clips in input space and in joint space; a click selects one.
+pub fn neighbours_ui(ui: &mut egui::Ui, app: &mut ExplorerApp) {
+    let (Some(scene), Some(clip)) = (app.scene.clone(), app.anchor) else {
+        ui.label(egui::RichText::new("select a clip").weak());
+        return;
+    };
     if app.neighbours.as_ref().is_none_or(|(of, _)| *of != clip) {
-        let lists = [Space::Input, Space::Joint].map(|space| scene.neighbours(clip, space, NEIGHBOURS));
+        let lists =
+            [Space::Input, Space::Joint].map(|space| scene.neighbours(clip, space, NEIGHBOURS));
         app.neighbours = Some((clip, lists));
     }
-    let Some((_, lists)) = app.neighbours.clone() else { return };
+    let Some((_, lists)) = app.neighbours.clone() else {
+        return;
+    };
     let mut picked = None;
     for (space, list) in [Space::Input, Space::Joint].into_iter().zip(lists) {
-        ui.strong(format!("nearest in {space} space"));
+        ui.strong(format!("in {space} space"));
         if list.is_empty() {
             ui.label(egui::RichText::new("needs a trained run").weak());
         }
         for (neighbour, cosine) in list {
             let info = &scene.clips[neighbour];
             let text = format!("{cosine:.3}  {}", info.caption);
-            if ui.selectable_label(false, text).on_hover_text(&info.key).clicked() {
+            if ui
+                .selectable_label(false, text)
+                .on_hover_text(&info.key)
+                .clicked()
+            {
                 picked = Some(neighbour);
             }
         }

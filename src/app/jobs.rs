@@ -95,7 +95,10 @@ impl<T: Send + 'static> Job<T> {
                 Err(TryRecvError::Disconnected) => {
                     if !self.finished {
                         self.finished = true;
-                        return Polled::Finished(partial, Err(format!("{} stopped without a result", self.name)));
+                        return Polled::Finished(
+                            partial,
+                            Err(format!("{} stopped without a result", self.name)),
+                        );
                     }
                     break;
                 }

@@ -86,7 +86,9 @@ impl PointGrid {
                 for &i in &self.points[self.starts[c]..self.starts[c + 1]] {
                     let p = positions[i as usize];
                     let d = (p[0] - at[0]).powi(2) + (p[1] - at[1]).powi(2);
-                    if d <= radius * radius && best.is_none_or(|(bd, bi)| d < bd || (d == bd && (i as usize) < bi)) {
+                    if d <= radius * radius
+                        && best.is_none_or(|(bd, bi)| d < bd || (d == bd && (i as usize) < bi))
+                    {
                         best = Some((d, i as usize));
                     }
                 }
@@ -98,7 +100,9 @@ impl PointGrid {
 
 /// The bounding box of the positions.
 pub fn bounds(positions: &[[f32; 2]]) -> Option<Rect> {
-    let mut iter = positions.iter().filter(|p| p[0].is_finite() && p[1].is_finite());
+    let mut iter = positions
+        .iter()
+        .filter(|p| p[0].is_finite() && p[1].is_finite());
     let first = iter.next()?;
     let mut rect = Rect::from_min_max(Pos2::new(first[0], first[1]), Pos2::new(first[0], first[1]));
     for p in iter {
@@ -113,7 +117,9 @@ pub fn inside(path: &[[f32; 2]], p: [f32; 2]) -> bool {
     let mut j = path.len().wrapping_sub(1);
     for i in 0..path.len() {
         let (a, b) = (path[i], path[j]);
-        if (a[1] > p[1]) != (b[1] > p[1]) && p[0] < (b[0] - a[0]) * (p[1] - a[1]) / (b[1] - a[1]) + a[0] {
+        if (a[1] > p[1]) != (b[1] > p[1])
+            && p[0] < (b[0] - a[0]) * (p[1] - a[1]) / (b[1] - a[1]) + a[0]
+        {
             inside = !inside;
         }
         j = i;
@@ -261,8 +267,15 @@ impl MapView {
 
     /// Cluster names at their centres over the map: a few large ones (the biggest clusters) at
     /// the fitted view, more and smaller as the user zooms in; only those on screen.
-    pub fn labels_ui(&self, ui: &egui::Ui, rect: Rect, labels: &[crate::analysis::clusters::ClusterLabel]) {
-        let Some(largest) = labels.iter().map(|l| l.size).max() else { return };
+    pub fn labels_ui(
+        &self,
+        ui: &egui::Ui,
+        rect: Rect,
+        labels: &[crate::analysis::clusters::ClusterLabel],
+    ) {
+        let Some(largest) = labels.iter().map(|l| l.size).max() else {
+            return;
+        };
         let extent_points = self.thumb_world * 30.0 * self.view.scale;
         let zoom = (extent_points / rect.width().max(rect.height()).max(1.0)).max(0.1);
         let shown = ((4.0 * zoom * zoom).ceil() as usize).clamp(4, labels.len().max(4));
@@ -277,7 +290,11 @@ impl MapView {
             let font = egui::FontId::proportional(size);
             let galley = painter.layout_no_wrap(label.name.clone(), font, egui::Color32::WHITE);
             let text_rect = egui::Align2::CENTER_CENTER.anchor_size(at, galley.size());
-            painter.rect_filled(text_rect.expand(3.0), 4.0, egui::Color32::from_black_alpha(150));
+            painter.rect_filled(
+                text_rect.expand(3.0),
+                4.0,
+                egui::Color32::from_black_alpha(150),
+            );
             painter.galley(text_rect.min, galley, egui::Color32::WHITE);
         }
     }

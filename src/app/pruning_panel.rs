@@ -46,7 +46,12 @@ impl PruningView {
         let started = Instant::now();
         let range = scene.split_range(anchor);
         let connectivity = &scene.connectivity(side).connectivity[range.clone()];
-        let sets = split_negatives(connectivity, anchor - range.start, scene.loss.crossclr.mode, gamma);
+        let sets = split_negatives(
+            connectivity,
+            anchor - range.start,
+            scene.loss.crossclr.mode,
+            gamma,
+        );
         let to_clips = |local: &[usize]| local.iter().map(|&j| range.start + j).collect::<Vec<_>>();
         let micros = started.elapsed().as_secs_f64() * 1e6;
         Self {
@@ -66,7 +71,12 @@ impl PruningView {
     }
 
     /// From the analysis' explanation of a replayed training batch.
-    pub fn of_explanation(scene: &Scene, anchor: usize, explanation: &AnchorExplanation, micros: f64) -> Self {
+    pub fn of_explanation(
+        scene: &Scene,
+        anchor: usize,
+        explanation: &AnchorExplanation,
+        micros: f64,
+    ) -> Self {
         let clips = |keys: &mut dyn Iterator<Item = Option<&String>>, noise: &mut usize| {
             let mut out = Vec::new();
             for key in keys {
@@ -80,10 +90,22 @@ impl PruningView {
         let mut noise = 0;
         let mut ignored = 0;
         let positive = clips(&mut explanation.positive.iter().map(Some), &mut ignored);
-        let cross_kept = clips(&mut explanation.kept.iter().map(|c| c.key.as_ref()), &mut ignored);
-        let cross_pruned = clips(&mut explanation.pruned_cross.iter().map(|c| c.key.as_ref()), &mut ignored);
-        let intra_kept = clips(&mut explanation.kept_intra.iter().map(|c| c.key.as_ref()), &mut noise);
-        let intra_pruned = clips(&mut explanation.pruned_intra.iter().map(|c| c.key.as_ref()), &mut noise);
+        let cross_kept = clips(
+            &mut explanation.kept.iter().map(|c| c.key.as_ref()),
+            &mut ignored,
+        );
+        let cross_pruned = clips(
+            &mut explanation.pruned_cross.iter().map(|c| c.key.as_ref()),
+            &mut ignored,
+        );
+        let intra_kept = clips(
+            &mut explanation.kept_intra.iter().map(|c| c.key.as_ref()),
+            &mut noise,
+        );
+        let intra_pruned = clips(
+            &mut explanation.pruned_intra.iter().map(|c| c.key.as_ref()),
+            &mut noise,
+        );
         let queue = explanation
             .queue
             .map(|q| format!(", queue {}/{} filled", q.filled, q.capacity))
@@ -126,7 +148,20 @@ impl PruningView {
 
     /// The clips drawn at full colour over the dimmed rest, with edges from the anchor.
     pub fn highlighted(&self) -> Vec<(usize, [u8; 4])> {
-        self.colours().into_iter().filter(|(_, c)| *c != KEPT).collect()
+        self.colours()
+            .into_iter()
+            .filter(|(_, c)| *c != KEPT)
+            .collect()
+    }
+}
+
+fn duration_text(micros: f64) -> String {
+    if micros < 10_000.0 {
+        format!("{micros:.0} µs")
+    } else if micros < 10_000_000.0 {
+        format!("{:.1} ms", micros / 1e3)
+    } else {
+        format!("{:.1} s", micros / 1e6)
     }
 }
 
@@ -139,64 +174,94 @@ fn swatch(ui: &mut egui::Ui, colour: [u8; 4]) {
     );
 }
 
-/// The pruning view's controls, counts and the audit; returns true when γ moved.
+/// The pruning view's controls, counts and the audit; returns true when what the map shows of it
+/// changed (γ moved, the overlay toggled).
 pub fn pruning_ui(ui: &mut egui::Ui, app: &mut ExplorerApp) -> bool {
     ui.heading("Pruned negatives");
-    ui.checkbox(&mut app.settings.show_pruning, "show the anchor's negatives on the map");
+    let toggled = ui
+        .checkbox(
+            &mut app.settings.show_pruning,
+            "show the anchor's negatives on the map",
+        )
+        .changed();
     let Some(scene) = app.scene.clone() else {
-        return false;
+        return toggled;
     };
     let mode = scene.loss.crossclr.mode;
     ui.horizontal(|ui| {
         for side in [Modality::Video, Modality::Text] {
-            ui.selectable_value(&mut app.settings.pruning_side, side, format!("{side} anchors"));
+            ui.selectable_value(
+                &mut app.settings.pruning_side,
+                side,
+                format!("{side} anchors"),
+            );
         }
     });
     ui.horizontal(|ui| {
-        ui.selectable_value(&mut app.settings.pruning_scope, PruningScope::Split, "whole split");
+        ui.selectable_value(
+            &mut app.settings.pruning_scope,
+            PruningScope::Split,
+            "whole split",
+        );
         ui.add_enabled_ui(scene.trained(), |ui| {
-            ui.selectable_value(&mut app.settings.pruning_scope, PruningScope::TrainingBatch, "training batch")
-                .on_disabled_hover_text("replaying a training batch needs a trained run");
+            ui.selectable_value(
+                &mut app.settings.pruning_scope,
+                PruningScope::TrainingBatch,
+                "training batch",
+            )
+            .on_disabled_hover_text("replaying a training batch needs a trained run");
         });
         if app.settings.pruning_scope == PruningScope::TrainingBatch {
-            ui.add(egui::DragValue::new(&mut app.settings.pruning_epoch).range(1..=10_000).prefix("epoch "));
+            ui.add(
+                egui::DragValue::new(&mut app.settings.pruning_epoch)
+                    .range(1..=10_000)
+                    .prefix("epoch "),
+            );
         }
     });
     let gamma = app.settings.gamma;
     ui.add(egui::Slider::new(&mut app.settings.gamma, 0.0..=1.0).text("γ"));
-    let moved = gamma != app.settings.gamma;
+    let moved = gamma != app.settings.gamma || toggled;
     ui.label(format!(
         "{mode} mode; the run trained with γ = {:.2}",
         scene.loss.crossclr.gamma
     ));
     match (&app.pruning, app.anchor) {
         (_, None) => {
-            ui.label("Click a clip: its positive and the negatives the loss keeps and prunes light up.");
+            ui.label(
+                "Click a clip: its positive and the negatives the loss keeps and prunes light up.",
+            );
         }
         (None, Some(_)) => {
-            ui.label(app.pruning_status.clone().unwrap_or_else(|| "computing…".into()));
+            ui.label(
+                app.pruning_status
+                    .clone()
+                    .unwrap_or_else(|| "computing…".into()),
+            );
         }
         (Some(view), Some(_)) => {
             ui.label(format!("{}, {} samples", view.scope, view.batch));
-            egui::Grid::new("pruning-counts").num_columns(3).show(ui, |ui| {
-                let mut row = |colour: [u8; 4], name: &str, count: usize| {
-                    swatch(ui, colour);
-                    ui.label(name);
-                    ui.label(count.to_string());
-                    ui.end_row();
-                };
-                row(ANCHOR, "anchor", 1);
-                row(POSITIVE, "positive", view.positive.len());
-                row(KEPT, "cross-modal kept", view.cross_kept.len());
-                row(PRUNED_CROSS, "cross-modal pruned", view.cross_pruned.len());
-                row(KEPT, "intra-modal kept", view.intra_kept.len());
-                row(PRUNED_INTRA, "intra-modal pruned", view.intra_pruned.len());
-                if view.noise_slots > 0 {
-                    row(KEPT, "queue slots of noise", view.noise_slots);
-                }
-            });
+            egui::Grid::new("pruning-counts")
+                .num_columns(3)
+                .show(ui, |ui| {
+                    let mut row = |colour: [u8; 4], name: &str, count: usize| {
+                        swatch(ui, colour);
+                        ui.label(name);
+                        ui.label(count.to_string());
+                        ui.end_row();
+                    };
+                    row(ANCHOR, "anchor", 1);
+                    row(POSITIVE, "positive", view.positive.len());
+                    row(KEPT, "cross-modal kept", view.cross_kept.len());
+                    row(PRUNED_CROSS, "cross-modal pruned", view.cross_pruned.len());
+                    row(KEPT, "intra-modal kept", view.intra_kept.len());
+                    row(PRUNED_INTRA, "intra-modal pruned", view.intra_pruned.len());
+                    if view.noise_slots > 0 {
+                        row(KEPT, "queue slots of noise", view.noise_slots);
+                    }
+                });
             ui.label(
-                egui::RichText::new(format!("computed in {:.0} µs", view.micros))
+                egui::RichText::new(format!("computed in {}", duration_text(view.micros)))
                     .small()
                     .weak(),
             );
@@ -205,14 +270,28 @@ pub fn pruning_ui(ui: &mut egui::Ui, app: &mut ExplorerApp) -> bool {
             }
         }
     }
-    ui.separator();
-    audit_ui(ui, app.audit.as_ref(), app.audit_status.as_deref(), app.settings.gamma, app.settings.pruning_side);
     moved
 }
 
+/// The audit of the pruning at the current γ, for the pruning side's modality.
+pub fn audit_panel_ui(ui: &mut egui::Ui, app: &ExplorerApp) {
+    audit_ui(
+        ui,
+        app.audit.as_ref(),
+        app.audit_status.as_deref(),
+        app.settings.gamma,
+        app.settings.pruning_side,
+    );
+}
+
 /// The audit's row nearest γ and its precision/recall curve over γ.
-fn audit_ui(ui: &mut egui::Ui, audit: Option<&AuditReport>, status: Option<&str>, gamma: f64, side: Modality) {
-    ui.strong("Audit: are pruned negatives duplicates?");
+fn audit_ui(
+    ui: &mut egui::Ui,
+    audit: Option<&AuditReport>,
+    status: Option<&str>,
+    gamma: f64,
+    side: Modality,
+) {
     let Some(audit) = audit else {
         ui.label(status.unwrap_or("the audit runs after the map is loaded"));
         return;
@@ -229,7 +308,10 @@ fn audit_ui(ui: &mut egui::Ui, audit: Option<&AuditReport>, status: Option<&str>
         return;
     };
     let percent = |v: Option<f64>| v.map_or("–".into(), |v| format!("{:.0}%", 100.0 * v));
-    ui.label(format!("split `{}`, truth: {:?}, γ = {:.2}", audit.split, audit.truth, nearest.gamma));
+    ui.label(format!(
+        "split `{}`, truth: {:?}, γ = {:.2}",
+        audit.split, audit.truth, nearest.gamma
+    ));
     egui::Grid::new("audit-row").num_columns(4).show(ui, |ui| {
         ui.label("");
         ui.label("pruned/anchor");
@@ -237,8 +319,16 @@ fn audit_ui(ui: &mut egui::Ui, audit: Option<&AuditReport>, status: Option<&str>
         ui.label("duplicates caught");
         ui.end_row();
         let side_score = score(nearest);
-        for (name, s) in [("cross-modal", side_score.cross), ("intra-modal", side_score.intra)] {
-            let PruningScore { precision, recall, pruned, .. } = s;
+        for (name, s) in [
+            ("cross-modal", side_score.cross),
+            ("intra-modal", side_score.intra),
+        ] {
+            let PruningScore {
+                precision,
+                recall,
+                pruned,
+                ..
+            } = s;
             ui.label(name);
             ui.label(format!("{pruned:.1}"));
             ui.label(percent(precision));
@@ -256,13 +346,20 @@ fn curve_ui(
     gamma: f64,
     score: &dyn Fn(&crate::analysis::audit::GammaRow) -> crate::analysis::audit::SideScore,
 ) {
-    let (rect, _) = ui.allocate_exact_size(egui::vec2(ui.available_width().min(280.0), 110.0), egui::Sense::hover());
+    let (rect, _) = ui.allocate_exact_size(
+        egui::vec2(ui.available_width().min(280.0), 110.0),
+        egui::Sense::hover(),
+    );
     let painter = ui.painter_at(rect);
-    painter.rect_stroke(rect, 2.0, egui::Stroke::new(1.0, egui::Color32::from_gray(70)), egui::StrokeKind::Inside);
-    let (low, high) = audit
-        .sweep
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(l, h), r| (l.min(r.gamma), h.max(r.gamma)));
+    painter.rect_stroke(
+        rect,
+        2.0,
+        egui::Stroke::new(1.0, egui::Color32::from_gray(70)),
+        egui::StrokeKind::Inside,
+    );
+    let (low, high) = audit.sweep.iter().fold((f64::MAX, f64::MIN), |(l, h), r| {
+        (l.min(r.gamma), h.max(r.gamma))
+    });
     let span = (high - low).max(1e-9);
     let at = |g: f64, v: f64| {
         egui::pos2(
@@ -289,10 +386,32 @@ fn curve_ui(
     line(recall, egui::Color32::from_rgb(110, 170, 240));
     if (low..=high).contains(&gamma) {
         let x = at(gamma, 0.0).x;
-        painter.vline(x, rect.y_range(), egui::Stroke::new(1.0, egui::Color32::from_gray(200)));
+        painter.vline(
+            x,
+            rect.y_range(),
+            egui::Stroke::new(1.0, egui::Color32::from_gray(200)),
+        );
     }
     let font = egui::FontId::proportional(10.0);
-    painter.text(rect.left_top() + egui::vec2(6.0, 4.0), egui::Align2::LEFT_TOP, "precision", font.clone(), egui::Color32::from_rgb(240, 70, 70));
-    painter.text(rect.left_top() + egui::vec2(66.0, 4.0), egui::Align2::LEFT_TOP, "recall", font.clone(), egui::Color32::from_rgb(110, 170, 240));
-    painter.text(rect.right_bottom() - egui::vec2(6.0, 4.0), egui::Align2::RIGHT_BOTTOM, format!("γ {low:.2}–{high:.2}"), font, egui::Color32::from_gray(160));
+    painter.text(
+        rect.left_top() + egui::vec2(6.0, 4.0),
+        egui::Align2::LEFT_TOP,
+        "precision",
+        font.clone(),
+        egui::Color32::from_rgb(240, 70, 70),
+    );
+    painter.text(
+        rect.left_top() + egui::vec2(66.0, 4.0),
+        egui::Align2::LEFT_TOP,
+        "recall",
+        font.clone(),
+        egui::Color32::from_rgb(110, 170, 240),
+    );
+    painter.text(
+        rect.right_bottom() - egui::vec2(6.0, 4.0),
+        egui::Align2::RIGHT_BOTTOM,
+        format!("γ {low:.2}–{high:.2}"),
+        font,
+        egui::Color32::from_gray(160),
+    );
 }

@@ -159,7 +159,9 @@ impl Scene {
             PointSource::InputFeatures => None,
         };
         let input_rows = UnitRows::from_matrix(&points.clip_video_in);
-        let joint_rows = graph_joint.as_ref().map(|_| UnitRows::from_matrix(&points.clip));
+        let joint_rows = graph_joint
+            .as_ref()
+            .map(|_| UnitRows::from_matrix(&points.clip));
         Ok(Self {
             input_rows,
             joint_rows,
@@ -270,17 +272,25 @@ impl Scene {
 
     /// Whether a level can be laid out: pairs need clips and sentences in one space.
     pub fn level_available(&self, level: Level) -> bool {
-        level != Level::Pairs || (self.trained() && self.points.clip.cols == self.points.sentence.cols)
+        level != Level::Pairs
+            || (self.trained() && self.points.clip.cols == self.points.sentence.cols)
     }
 
     /// Each point's colour and what the colours mean.
-    pub fn colours(&self, level: Level, by: ColourBy, gamma: f64, scores: Option<&[f32]>) -> Colours {
+    pub fn colours(
+        &self,
+        level: Level,
+        by: ColourBy,
+        gamma: f64,
+        scores: Option<&[f32]>,
+    ) -> Colours {
         let n = self.count(level);
         let clip_of = |p: usize| self.clip_of_point(level, p);
         let mut legend = Vec::new();
         let rgba: Vec<[u8; 4]> = match by {
             ColourBy::Split => {
-                let mut names: Vec<String> = self.points.splits.iter().map(|s| s.split.clone()).collect();
+                let mut names: Vec<String> =
+                    self.points.splits.iter().map(|s| s.split.clone()).collect();
                 names.dedup();
                 for (i, name) in names.iter().enumerate() {
                     legend.push((name.clone(), categorical(i)));
@@ -304,15 +314,26 @@ impl Scene {
             }
             ColourBy::Influence => {
                 let influential = self.influential(gamma);
-                legend.push((format!("influential (c/max c > γ = {gamma:.2})"), INFLUENTIAL));
+                legend.push((
+                    format!("influential (c/max c > γ = {gamma:.2})"),
+                    INFLUENTIAL,
+                ));
                 legend.push(("not influential".into(), PLAIN));
                 (0..n)
-                    .map(|p| if influential[clip_of(p)] { INFLUENTIAL } else { PLAIN })
+                    .map(|p| {
+                        if influential[clip_of(p)] {
+                            INFLUENTIAL
+                        } else {
+                            PLAIN
+                        }
+                    })
                     .collect()
             }
             ColourBy::SearchScore => match scores {
                 Some(scores) => {
-                    let (low, high) = scores.iter().fold((f32::MAX, f32::MIN), |(l, h), &s| (l.min(s), h.max(s)));
+                    let (low, high) = scores
+                        .iter()
+                        .fold((f32::MAX, f32::MIN), |(l, h), &s| (l.min(s), h.max(s)));
                     legend.push((format!("cosine {low:.2}"), ramp(0.0)));
                     legend.push((format!("cosine {high:.2}"), ramp(1.0)));
                     let span = (high - low).max(1e-6);

@@ -53,7 +53,10 @@ pub fn search_ui(ui: &mut egui::Ui, app: &mut ExplorerApp) -> bool {
         return asked;
     };
     if let Some(answered) = &app.search.answered {
-        ui.label(format!("top {} for {answered:?}", app.search.top_clips.len()));
+        ui.label(format!(
+            "top {} for {answered:?}",
+            app.search.top_clips.len()
+        ));
     }
     let scores = app.search.scores.clone().unwrap_or_default();
     let mut picked = None;
@@ -72,7 +75,12 @@ pub fn search_ui(ui: &mut egui::Ui, app: &mut ExplorerApp) -> bool {
                     }
                 }
                 ui.vertical(|ui| {
-                    let text = format!("{}. {:.3}  {}", rank + 1, scores.get(clip).copied().unwrap_or(0.0), info.caption);
+                    let text = format!(
+                        "{}. {:.3}  {}",
+                        rank + 1,
+                        scores.get(clip).copied().unwrap_or(0.0),
+                        info.caption
+                    );
                     ui.selectable_label(selected, text)
                 })
                 .inner

@@ -14,7 +14,8 @@ pub fn decode_square(path: &Path, side: u32) -> Result<Vec<u8>, String> {
     let rgba = image.to_rgba8();
     let (w, h) = rgba.dimensions();
     let edge = w.min(h);
-    let cropped = image::imageops::crop_imm(&rgba, (w - edge) / 2, (h - edge) / 2, edge, edge).to_image();
+    let cropped =
+        image::imageops::crop_imm(&rgba, (w - edge) / 2, (h - edge) / 2, edge, edge).to_image();
     let scaled = if edge == side {
         cropped
     } else {
@@ -105,7 +106,11 @@ impl TextureCache {
                         [UI_SIDE as usize, UI_SIDE as usize],
                         &rgba,
                     );
-                    let texture = ctx.load_texture(format!("thumb-{index}"), image, egui::TextureOptions::LINEAR);
+                    let texture = ctx.load_texture(
+                        format!("thumb-{index}"),
+                        image,
+                        egui::TextureOptions::LINEAR,
+                    );
                     self.textures.insert(index, texture);
                 }
                 Err(_) => {
@@ -113,6 +118,16 @@ impl TextureCache {
                 }
             }
         }
+    }
+
+    /// Whether pictures asked for are still being decoded.
+    pub fn decoding(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Whether clip `index`'s picture is a texture (or could not be decoded).
+    pub fn settled(&self, index: usize) -> bool {
+        self.textures.contains_key(&index) || self.failed.contains(&index)
     }
 
     /// The texture of clip `index` if decoded; asks for it otherwise.

@@ -129,7 +129,9 @@ pub fn run(args: &NegativesArgs) -> Result<()> {
         (ScopeArg::Batch, Some(epoch), Some(step)) => Scope::Batch { epoch, step },
         (ScopeArg::Batch, Some(epoch), None) => Scope::AnchorBatch { epoch },
         (ScopeArg::Batch, None, _) => {
-            bail!("--scope batch needs --epoch E (from 1), and optionally --step S: the anchor's own step by default")
+            bail!(
+                "--scope batch needs --epoch E (from 1), and optionally --step S: the anchor's own step by default"
+            )
         }
     };
     let request = NegativesRequest {

@@ -10,7 +10,6 @@
 //!
 //! Uses project, media, encode and jobs; DESIGN §3 places it between media/encode and training.
 
-
 mod encoders;
 
 pub use encoders::{ChosenEncoders, choose_encoders};

@@ -407,22 +407,50 @@ impl MapGpu {
         if let Some(points) = uploads.points.take() {
             let bytes = bytemuck::cast_slice(&points);
             self.counts.bytes += bytes.len() as u64;
-            rebind |= Self::upload(device, queue, &mut self.points, "crossclr-map-points", bytes, points.len());
+            rebind |= Self::upload(
+                device,
+                queue,
+                &mut self.points,
+                "crossclr-map-points",
+                bytes,
+                points.len(),
+            );
         }
         if let Some(colours) = uploads.colours.take() {
             let bytes = bytemuck::cast_slice(&colours);
             self.counts.bytes += bytes.len() as u64;
-            rebind |= Self::upload(device, queue, &mut self.colours, "crossclr-map-colours", bytes, colours.len());
+            rebind |= Self::upload(
+                device,
+                queue,
+                &mut self.colours,
+                "crossclr-map-colours",
+                bytes,
+                colours.len(),
+            );
         }
         if let Some(overlay) = uploads.overlay.take() {
             let bytes = bytemuck::cast_slice(&overlay);
             self.counts.bytes += bytes.len() as u64;
-            rebind |= Self::upload(device, queue, &mut self.overlay, "crossclr-map-overlay", bytes, overlay.len());
+            rebind |= Self::upload(
+                device,
+                queue,
+                &mut self.overlay,
+                "crossclr-map-overlay",
+                bytes,
+                overlay.len(),
+            );
         }
         if let Some(edges) = uploads.edges.take() {
             let bytes = bytemuck::cast_slice(&edges);
             self.counts.bytes += bytes.len() as u64;
-            rebind |= Self::upload(device, queue, &mut self.edges, "crossclr-map-edges", bytes, edges.len());
+            rebind |= Self::upload(
+                device,
+                queue,
+                &mut self.edges,
+                "crossclr-map-edges",
+                bytes,
+                edges.len(),
+            );
         }
         if let Some(layout) = uploads.atlas.take() {
             self.atlas = Atlas::new(device, layout);
@@ -503,9 +531,7 @@ impl CallbackTrait for MapCallback {
         if resources.get::<MapGpu>().is_none() {
             resources.insert(MapGpu::new(device, self.target_format));
         }
-        let gpu = resources
-            .get_mut::<MapGpu>()
-            .expect("inserted just above");
+        let gpu = resources.get_mut::<MapGpu>().expect("inserted just above");
         {
             // A poisoned lock means the app panicked mid-update: draw what the GPU has.
             let mut uploads = self.uploads.lock().unwrap_or_else(|e| e.into_inner());

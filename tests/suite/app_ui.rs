@@ -47,7 +47,11 @@ fn explorer(dir: PathBuf, run: Option<&str>) -> Harness<'static, ExplorerApp> {
 }
 
 /// Steps the app until `ready` holds (jobs run on their own threads meanwhile).
-fn step_until(harness: &mut Harness<'_, ExplorerApp>, what: &str, ready: impl Fn(&ExplorerApp) -> bool) {
+fn step_until(
+    harness: &mut Harness<'_, ExplorerApp>,
+    what: &str,
+    ready: impl Fn(&ExplorerApp) -> bool,
+) {
     for _ in 0..20_000 {
         harness.step();
         if ready(harness.state()) {
@@ -57,11 +61,23 @@ fn step_until(harness: &mut Harness<'_, ExplorerApp>, what: &str, ready: impl Fn
     }
     let app = harness.state();
     panic!(
-        "the explorer never got to: {what} (problems: {:?}; search: {:?}; jobs: {:?})",
+        "the explorer never got to: {what} (problems: {:?}; search: {:?}; pruning: {:?} {:?}, {:?}; jobs: {:?})",
         app.problems,
         app.search.status,
-        app.job_lines().iter().map(|l| (&l.0, &l.2)).collect::<Vec<_>>()
+        app.settings.pruning_scope,
+        app.pruning.as_ref().map(|v| &v.scope),
+        app.pruning_status,
+        app.job_lines()
+            .iter()
+            .map(|l| (&l.0, &l.2))
+            .collect::<Vec<_>>()
     );
+}
+
+/// Snapshots showing the pruning panel's "computed in … µs", a measured time that differs from
+/// run to run by a few dozen pixels of text.
+fn with_a_timing() -> egui_kittest::SnapshotOptions {
+    egui_kittest::SnapshotOptions::new().max_failed_pixels(120)
 }
 
 fn settled(app: &ExplorerApp) -> bool {
@@ -91,9 +107,15 @@ fn the_explorer_lays_out_a_project_before_training_and_draws_its_thumbnails() {
     step_until(&mut harness, "a laid-out map", settled);
     let app = harness.state();
     let scene = app.scene.as_ref().unwrap();
-    assert!(!scene.trained(), "a project without runs shows its input features");
+    assert!(
+        !scene.trained(),
+        "a project without runs shows its input features"
+    );
     assert!(scene.clips.len() >= 36, "{} clips", scene.clips.len());
-    assert!(scene.clips.iter().all(|c| c.thumbnail.is_some()), "ingest caches every clip's thumbnail");
+    assert!(
+        scene.clips.iter().all(|c| c.thumbnail.is_some()),
+        "ingest caches every clip's thumbnail"
+    );
     assert!(app.problems.is_empty(), "{:?}", app.problems);
     // Without a run the text side is another space: no pairs, and search says why.
     assert!(!scene.level_available(Level::Pairs));
@@ -102,7 +124,11 @@ fn the_explorer_lays_out_a_project_before_training_and_draws_its_thumbnails() {
     // Zoomed out: discs in the split colours over the dark background, the kNN graph's edges
     // between them.
     harness.run_steps(3);
-    assert!(harness.state().drawn_edges >= clips, "{} edges", harness.state().drawn_edges);
+    assert!(
+        harness.state().drawn_edges >= clips,
+        "{} edges",
+        harness.state().drawn_edges
+    );
     harness.snapshot("explorer_input_features_discs");
     let with_graph = map_pixels(&harness.render().unwrap()).len();
     // Without the graph, to compare discs with thumbnails alone.
@@ -112,7 +138,11 @@ fn the_explorer_lays_out_a_project_before_training_and_draws_its_thumbnails() {
     let discs = harness.render().unwrap();
     let drawn = map_pixels(&discs);
     assert!(drawn.len() > 500, "the map drew {} pixels", drawn.len());
-    assert!(with_graph > drawn.len() + 500, "edges add pixels: {with_graph} with, {} without", drawn.len());
+    assert!(
+        with_graph > drawn.len() + 500,
+        "edges add pixels: {with_graph} with, {} without",
+        drawn.len()
+    );
 
     // Zoomed in around the middle of the map, thumbnails replace the discs.
     let centre = harness.state().map.view.center;
@@ -120,12 +150,26 @@ fn the_explorer_lays_out_a_project_before_training_and_draws_its_thumbnails() {
     harness.state_mut().map.view.center = centre;
     harness.run_steps(3);
     let thumbnails = harness.render().unwrap();
-    assert!(harness.state().map.thumbnails_visible());
-    let before: std::collections::HashSet<[u8; 4]> = drawn.into_iter().collect();
-    let after: std::collections::HashSet<[u8; 4]> = map_pixels(&thumbnails).into_iter().collect();
-    // Pictures of shapes over backgrounds have far more colours than a handful of disc colours.
-    assert!(after.len() > 4 * before.len().max(1), "{} colours zoomed in, {} zoomed out", after.len(), before.len());
     harness.snapshot("explorer_input_features_thumbnails");
+    assert!(harness.state().map.thumbnails_visible());
+    let zoomed_in = map_pixels(&thumbnails);
+    // Thumbnails are squares far larger than the discs they replace ...
+    assert!(
+        zoomed_in.len() > 2 * drawn.len(),
+        "{} pixels zoomed in, {} zoomed out",
+        zoomed_in.len(),
+        drawn.len()
+    );
+    // ... and pictures of shapes over noisy backgrounds, with far more colours than discs in a
+    // handful of split colours and their antialiased edges.
+    let before: std::collections::HashSet<[u8; 4]> = drawn.into_iter().collect();
+    let after: std::collections::HashSet<[u8; 4]> = zoomed_in.into_iter().collect();
+    assert!(
+        after.len() > 2 * before.len().max(1),
+        "{} colours zoomed in, {} zoomed out",
+        after.len(),
+        before.len()
+    );
 }
 
 #[test]
@@ -136,33 +180,157 @@ fn a_typed_search_lights_up_the_map_and_a_click_on_a_result_selects_it() {
     step_until(&mut harness, "a laid-out map", settled);
     assert!(harness.state().scene.as_ref().unwrap().trained());
 
+    // Typed into the focused box, as a user would.
+    harness.get_by_label("query").focus();
+    harness.step();
     harness.get_by_label("query").type_text("a red circle");
+    harness.step();
+    assert_eq!(harness.state().search.query, "a red circle");
     harness.get_by_label("search").click();
-    step_until(&mut harness, "search results", |app| !app.search.top_clips.is_empty());
+    step_until(&mut harness, "search results", |app| {
+        !app.search.top_clips.is_empty()
+    });
     let top = harness.state().search.top_clips.clone();
     assert_eq!(top.len(), 12);
     let scores = harness.state().search.scores.clone().unwrap();
-    assert!(top.windows(2).all(|w| scores[w[0]] >= scores[w[1]]), "ranked best first");
+    assert!(
+        top.windows(2).all(|w| scores[w[0]] >= scores[w[1]]),
+        "ranked best first"
+    );
 
     // The second result, by its row in the list.
     let second = top[1];
-    harness.get_by_label_contains("2. ").click();
+    harness
+        .get_by(|node| node.label().is_some_and(|l| l.starts_with("2. ")))
+        .click();
     harness.run_steps(2);
     assert_eq!(harness.state().anchor, Some(second));
     assert!(harness.state().selection.contains(&second));
-    let caption = harness.state().scene.as_ref().unwrap().clips[second].caption.clone();
+    let caption = harness.state().scene.as_ref().unwrap().clips[second]
+        .caption
+        .clone();
     // The inspector shows the selected clip's caption (and the list shows it too).
-    assert!(harness.query_all_by_label(&caption).count() >= 2, "the inspector does not show {caption:?}");
+    assert!(
+        harness.query_by_label(&caption).is_some(),
+        "the inspector does not show {caption:?}"
+    );
 
-    // Colour by search score, then by influence at a γ the slider moves.
+    // Colour by search score; the pruning overlay off, so that every clip shows its score.
     harness.state_mut().set_colour_by(ColourBy::SearchScore);
+    harness.state_mut().show_pruning(false);
+    step_until(&mut harness, "the results' pictures", |app| {
+        !app.textures.decoding()
+            && app
+                .search
+                .top_clips
+                .iter()
+                .all(|&clip| app.textures.settled(clip))
+    });
     harness.run_steps(2);
-    harness.snapshot("explorer_search_scores");
+    assert!(
+        harness
+            .state()
+            .search
+            .legend
+            .iter()
+            .any(|(name, _)| name.starts_with("cosine")),
+        "{:?}",
+        harness.state().search.legend
+    );
+    harness.snapshot_options("explorer_search_scores", &with_a_timing());
+    harness.state_mut().show_pruning(true);
     harness.state_mut().set_colour_by(ColourBy::Influence);
     harness.run_steps(2);
-    let gamma = harness.get_by_label("γ");
+    // The selected clip is the pruning view's anchor: its sets over the whole split.
+    let view = harness
+        .state()
+        .pruning
+        .clone()
+        .expect("an anchor has a pruning view");
+    assert_eq!(view.anchor, second);
+    assert_eq!(
+        view.positive,
+        vec![second],
+        "a clip's positive is its own caption"
+    );
+    let split_size = view.batch;
+    assert_eq!(
+        view.cross_kept.len() + view.cross_pruned.len(),
+        split_size - 1,
+        "every other caption of the split is a cross-modal negative, kept or pruned"
+    );
+    assert_eq!(
+        view.intra_kept.len() + view.intra_pruned.len(),
+        split_size - 1
+    );
+    let gamma_before = harness.state().settings.gamma;
+    let pruned_before = view.cross_pruned.len() + view.intra_pruned.len();
+    let gamma = harness.get_by_role_and_label(egui::accesskit::Role::Slider, "γ");
     gamma.focus();
-    harness.key_press(egui::Key::ArrowLeft);
+    harness.step();
+    for _ in 0..20 {
+        harness.key_press(egui::Key::ArrowLeft);
+    }
     harness.run_steps(2);
-    assert!(harness.state().settings.gamma < 0.9, "γ = {}", harness.state().settings.gamma);
+    let app = harness.state();
+    assert!(
+        app.settings.gamma < gamma_before,
+        "γ {} after {gamma_before}",
+        app.settings.gamma
+    );
+    let view = app.pruning.clone().unwrap();
+    assert_eq!(
+        view.gamma, app.settings.gamma,
+        "the view follows the slider"
+    );
+    // A lower threshold prunes at least as many (the sets are nested in γ).
+    assert!(view.cross_pruned.len() + view.intra_pruned.len() >= pruned_before);
+    harness.snapshot_options("explorer_pruning", &with_a_timing());
+
+    // The batch training formed for a training clip at epoch 1, replayed on a job.
+    let trained_clip = harness
+        .state()
+        .scene
+        .as_ref()
+        .unwrap()
+        .clips
+        .iter()
+        .position(|c| c.split == "train")
+        .unwrap();
+    harness.state_mut().select(trained_clip);
+    harness.run_steps(3);
+    harness.get_by_label("training batch").click();
+    step_until(&mut harness, "a replayed batch", |app| {
+        app.pruning
+            .as_ref()
+            .is_some_and(|v| v.scope.contains("epoch 1"))
+            || app
+                .pruning_status
+                .as_deref()
+                .is_some_and(|s| !s.starts_with("replaying"))
+    });
+    let app = harness.state();
+    let view = app
+        .pruning
+        .clone()
+        .unwrap_or_else(|| panic!("no replay: {:?}", app.pruning_status));
+    assert_eq!(view.anchor, trained_clip);
+    assert_eq!(view.positive, vec![trained_clip]);
+    let training_clips = app
+        .scene
+        .as_ref()
+        .unwrap()
+        .clips
+        .iter()
+        .filter(|c| c.split == "train")
+        .count();
+    assert!(
+        view.batch > 1 && view.batch <= training_clips,
+        "a training batch of {} samples",
+        view.batch
+    );
+    assert_eq!(
+        view.cross_kept.len() + view.cross_pruned.len(),
+        view.batch - 1
+    );
 }

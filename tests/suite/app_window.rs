@@ -55,7 +55,11 @@ fn the_window_opens_on_a_project_under_xvfb_and_saves_a_screenshot_of_its_map() 
     assert!(output.status.success(), "crossclr explore failed: {stderr}");
     assert!(stderr.contains("screenshot saved"), "{stderr}");
     let image = image::open(&shot).unwrap().to_rgba8();
-    assert!(image.width() >= 1000 && image.height() >= 600, "{:?}", image.dimensions());
+    assert!(
+        image.width() >= 1000 && image.height() >= 600,
+        "{:?}",
+        image.dimensions()
+    );
     let drawn = drawn_pixels(&image);
     assert!(drawn > 2_000, "the map drew only {drawn} pixels");
     if let Some(keep) = std::env::var_os("CROSSCLR_KEEP_SCREENSHOT") {
