@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The main job: `crossclr` with no arguments. On first run it renders the demo collection
-# (captioned videos of moving shapes) into the user's data directory ($CROSSCLR_DATA_DIR, else
-# ~/.local/share/crossclr/demo), ingests it, trains the coot head with CrossCLR, then prints the
-# retrieval table and a few typed searches; later runs reuse the demo. (The explorer app will
-# open on it once it exists.)
+# The main job: `crossclr` with no arguments. It opens the explorer on the demo project, which it
+# makes on first start (rendered captioned videos of moving shapes, ingested, trained with
+# CrossCLR) in the user's data directory ($CROSSCLR_DATA_DIR, else ~/.local/share/crossclr/demo),
+# with a progress bar. Without a display it says so and prints the demo's retrieval table and a
+# few typed searches instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh

@@ -105,6 +105,26 @@ fn words(caption: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// The mean index of `word` among the words of the captions that hold it.
+fn mean_position<'a>(word: &str, captions: impl Iterator<Item = &'a str>) -> f64 {
+    let (mut sum, mut count) = (0.0, 0usize);
+    for caption in captions {
+        let position = caption
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .position(|w| w.eq_ignore_ascii_case(word));
+        if let Some(position) = position {
+            sum += position as f64;
+            count += 1;
+        }
+    }
+    if count == 0 {
+        f64::MAX
+    } else {
+        sum / count as f64
+    }
+}
+
 /// Clusters `positions` into `k` groups named from `captions` (one per position).
 pub fn cluster_labels(
     positions: &[[f32; 2]],
@@ -147,12 +167,20 @@ pub fn cluster_labels(
             })
             .collect();
         scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
-        let name = scored
+        // The most distinctive words, read in the order the captions say them ("three sided
+        // shape", not "shape sided three").
+        let mut chosen: Vec<(&str, f64)> = scored
             .iter()
             .take(3)
-            .map(|(w, _)| *w)
-            .collect::<Vec<_>>()
-            .join(" ");
+            .map(|&(w, _)| {
+                (
+                    w,
+                    mean_position(w, members.iter().map(|&i| captions[i].as_str())),
+                )
+            })
+            .collect();
+        chosen.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(b.0)));
+        let name = chosen.iter().map(|(w, _)| *w).collect::<Vec<_>>().join(" ");
         labels.push(ClusterLabel {
             center,
             name,

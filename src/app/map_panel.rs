@@ -289,7 +289,15 @@ impl MapView {
             let size = ((12.0 + 10.0 * weight) / zoom.powf(0.25)).max(11.0);
             let font = egui::FontId::proportional(size);
             let galley = painter.layout_no_wrap(label.name.clone(), font, egui::Color32::WHITE);
-            let text_rect = egui::Align2::CENTER_CENTER.anchor_size(at, galley.size());
+            let mut text_rect = egui::Align2::CENTER_CENTER.anchor_size(at, galley.size());
+            // Kept inside the map, so that a label near an edge is not cut by a panel.
+            let inner = rect.shrink(4.0);
+            text_rect = text_rect.translate(egui::vec2(
+                (inner.left() - text_rect.left()).max(0.0)
+                    - (text_rect.right() - inner.right()).max(0.0),
+                (inner.top() - text_rect.top()).max(0.0)
+                    - (text_rect.bottom() - inner.bottom()).max(0.0),
+            ));
             painter.rect_filled(
                 text_rect.expand(3.0),
                 4.0,

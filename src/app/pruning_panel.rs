@@ -307,7 +307,17 @@ fn audit_ui(
     else {
         return;
     };
-    let percent = |v: Option<f64>| v.map_or("–".into(), |v| format!("{:.0}%", 100.0 * v));
+    // A precision of 0.4% is not 0%: small shares keep a decimal.
+    let percent = |v: Option<f64>| {
+        v.map_or("–".into(), |v| {
+            let p = 100.0 * v;
+            if p > 0.0 && p < 10.0 {
+                format!("{p:.1}%")
+            } else {
+                format!("{p:.0}%")
+            }
+        })
+    };
     ui.label(format!(
         "split `{}`, truth: {:?}, γ = {:.2}",
         audit.split, audit.truth, nearest.gamma
