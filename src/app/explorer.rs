@@ -6,11 +6,12 @@ use std::sync::Arc;
 
 use egui_wgpu::wgpu;
 
+use super::frames::FrameStrip;
 use super::inspector_panel::{inspector_ui, neighbours_ui};
 use super::jobs::{Job, Polled, Reporter};
 use super::map_panel::{MapStyle, MapView};
 use super::pruning_panel::{PruningView, audit_panel_ui, pruning_ui};
-use super::scene::{MAX_DRAWN_EDGES, Scene};
+use super::scene::{ClipFiles, MAX_DRAWN_EDGES, Scene};
 use super::search_panel::{SearchState, search_ui};
 use super::settings::{ColourBy, Level, Modality, PruningScope, Settings, Space};
 use super::status_bar::status_ui;
@@ -110,6 +111,8 @@ pub struct ExplorerApp {
     pub hovered: Option<usize>,
     pub search: SearchState,
     pub textures: TextureCache,
+    /// The selected clip's frames, decoded on demand.
+    pub frames: FrameStrip,
     target_format: Option<wgpu::TextureFormat>,
     max_atlas_pages: u32,
     // Jobs.
@@ -183,6 +186,7 @@ impl ExplorerApp {
             hovered: None,
             search: SearchState::default(),
             textures: TextureCache::new(move || ctx.request_repaint()),
+            frames: FrameStrip::default(),
             target_format,
             max_atlas_pages,
             demo_job: None,
@@ -273,7 +277,10 @@ impl ExplorerApp {
                     points,
                     loss,
                     &manifest.entries,
-                    |entry| Some(cache.for_clip(entry)),
+                    |entry| ClipFiles {
+                        thumbnail: Some(cache.for_clip(entry)),
+                        video: project.video_path(entry),
+                    },
                     cancel,
                 )
                 .map_err(|e| format!("{:#}", anyhow::Error::from(e)))?;
@@ -934,6 +941,7 @@ impl ExplorerApp {
         self.pruning_for = None;
         self.audit = None;
         self.textures.clear();
+        self.frames.clear();
         let level = if scene.level_available(self.settings.level) {
             self.settings.level
         } else {
@@ -1161,6 +1169,7 @@ impl eframe::App for ExplorerApp {
         self.poll_jobs(&ctx);
         self.poll_analysis_jobs();
         self.textures.poll(&ctx);
+        self.frames.poll(&ctx);
         egui::Panel::top("toolbar").show(ui, |ui| self.toolbar_ui(ui));
         egui::Panel::bottom("status").show(ui, |ui| status_ui(ui, self));
         egui::Panel::left("search")
@@ -1192,6 +1201,9 @@ impl eframe::App for ExplorerApp {
         }
         egui::CentralPanel::no_frame().show(ui, |ui| self.map_area_ui(ui));
         self.refresh_pruning(&ctx);
+        if let Some(scene) = self.scene.clone() {
+            self.frames.show(self.anchor, &scene, Self::repainter(&ctx));
+        }
         if self.colours_dirty {
             self.upload_colours();
         }
@@ -1253,6 +1265,7 @@ impl ExplorerApp {
         line!(&self.search_job);
         line!(&self.pruning_job);
         line!(&self.audit_job);
+        line!(&self.frames.job);
         lines
     }
 

@@ -1,4 +1,4 @@
-//! The inspector: the selected clip's thumbnail, caption, video, times and split, and what
+//! The inspector: the selected clip's thumbnail and frames, caption, video, times and split, and what
 //! CrossCLR sees in it — connectivity, normalised score and influence in both modalities — and
 //! its nearest clips in input space and in joint space (a click selects one).
 
@@ -34,6 +34,17 @@ pub fn inspector_ui(ui: &mut egui::Ui, app: &mut ExplorerApp) {
             }
         });
     });
+    if app.frames.clip == Some(clip) && !app.frames.frames.is_empty() {
+        ui.horizontal_wrapped(|ui| {
+            ui.spacing_mut().item_spacing.x = 3.0;
+            for (seconds, texture) in &app.frames.frames {
+                ui.image((texture.id(), egui::vec2(52.0, 52.0)))
+                    .on_hover_text(format!("{seconds:.2} s"));
+            }
+        });
+    } else if let Some(status) = &app.frames.status {
+        ui.label(egui::RichText::new(status).weak().italics());
+    }
     let gamma = app.settings.gamma;
     egui::Grid::new("inspector-facts")
         .num_columns(4)

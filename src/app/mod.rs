@@ -4,6 +4,7 @@
 //! [`jobs`] threads; the UI thread only drains their channels.
 
 mod explorer;
+pub mod frames;
 mod inspector_panel;
 pub mod jobs;
 pub mod map_panel;

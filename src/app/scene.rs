@@ -33,6 +33,15 @@ pub struct ClipInfo {
     pub end: Option<f64>,
     /// The cached thumbnail, when it exists on disk.
     pub thumbnail: Option<PathBuf>,
+    /// The clip's video, when the project has its file (not for imported features).
+    pub video_file: Option<PathBuf>,
+}
+
+/// Where a clip's files would be (the scene keeps those that exist).
+#[derive(Debug, Clone, Default)]
+pub struct ClipFiles {
+    pub thumbnail: Option<PathBuf>,
+    pub video: Option<PathBuf>,
 }
 
 /// CrossCLR's connectivity of one modality over a split treated as one batch (DESIGN.md §4).
@@ -118,7 +127,7 @@ impl Scene {
         points: ProjectPoints,
         loss: LossSettings,
         manifest: &[ManifestEntry],
-        thumbnail_of: impl Fn(&ManifestEntry) -> Option<PathBuf>,
+        files_of: impl Fn(&ManifestEntry) -> ClipFiles,
         cancel: &CancelToken,
     ) -> Result<Self, AnalysisError> {
         let by_key: HashMap<&str, &ManifestEntry> =
@@ -127,6 +136,7 @@ impl Scene {
             .map(|i| {
                 let key = &points.clip_keys[i];
                 let entry = by_key.get(key.as_str());
+                let files = entry.map(|e| files_of(e));
                 ClipInfo {
                     key: key.clone(),
                     video: points.video_keys[points.video_of_clip[i]].clone(),
@@ -134,7 +144,11 @@ impl Scene {
                     caption: entry.and_then(|e| e.caption.clone()).unwrap_or_default(),
                     start: entry.and_then(|e| e.start),
                     end: entry.and_then(|e| e.end),
-                    thumbnail: entry.and_then(|e| thumbnail_of(e)).filter(|p| p.is_file()),
+                    thumbnail: files
+                        .as_ref()
+                        .and_then(|f| f.thumbnail.clone())
+                        .filter(|p| p.is_file()),
+                    video_file: files.and_then(|f| f.video).filter(|p| p.is_file()),
                 }
             })
             .collect();

@@ -209,6 +209,27 @@ fn a_typed_search_lights_up_the_map_and_a_click_on_a_result_selects_it() {
     let caption = harness.state().scene.as_ref().unwrap().clips[second]
         .caption
         .clone();
+    // Its frames, decoded from its video on demand, over the clip's time span.
+    step_until(&mut harness, "the clip's frames", |app| {
+        app.frames.clip == Some(second) && !app.frames.frames.is_empty()
+    });
+    let (start, end) = {
+        let clip = &harness.state().scene.as_ref().unwrap().clips[second];
+        (clip.start.unwrap(), clip.end.unwrap())
+    };
+    let times: Vec<f64> = harness
+        .state()
+        .frames
+        .frames
+        .iter()
+        .map(|(t, _)| *t)
+        .collect();
+    assert_eq!(times.len(), crossclr::app::frames::STRIP_FRAMES);
+    assert!(times.windows(2).all(|w| w[0] < w[1]), "{times:?}");
+    assert!(
+        times.iter().all(|&t| t >= start - 0.05 && t < end),
+        "{times:?} outside {start}–{end}"
+    );
     // The inspector shows the selected clip's caption (and the list shows it too).
     assert!(
         harness.query_by_label(&caption).is_some(),
