@@ -132,6 +132,15 @@ fn print_report(
         text.name(),
         text.dim()
     );
+    if !report.manifest_problems.is_empty() {
+        println!(
+            "  {} lines of manifest.jsonl skipped (their clips are not ingested):",
+            report.manifest_problems.len()
+        );
+        for problem in &report.manifest_problems {
+            println!("    manifest.jsonl:{}: {}", problem.line, problem.reason);
+        }
+    }
     for (video, reason) in &report.failed {
         println!("  skipped {video}: {reason}");
     }

@@ -29,7 +29,7 @@ use crate::media::{
 };
 use crate::project::config::EncoderSpec;
 use crate::project::{
-    ManifestEntry, Project, ProjectError, Sequences, SplitFeatures, write_atomic,
+    LineProblem, ManifestEntry, Project, ProjectError, Sequences, SplitFeatures, write_atomic,
 };
 
 /// The part of the videos one run takes: video i (in key order) belongs to shard i mod count.
@@ -102,6 +102,9 @@ pub struct IngestReport {
     pub reused: usize,
     /// Videos that could not be used, with the reason.
     pub failed: Vec<(String, String)>,
+    /// Lines of `manifest.jsonl` that were skipped (not JSON, not an entry, a clip key seen
+    /// before), with their line numbers: their clips are not ingested.
+    pub manifest_problems: Vec<LineProblem>,
     pub cancelled: bool,
     /// Thumbnails written by this run (reused ones not counted).
     pub thumbnails: usize,
@@ -119,8 +122,15 @@ pub enum IngestError {
     Project(#[from] ProjectError),
     #[error(transparent)]
     Encode(#[from] EncodeError),
-    #[error("{}: the manifest lists no clips to ingest", path.display())]
-    EmptyManifest { path: PathBuf },
+    #[error(
+        "{}: the manifest lists no clips to ingest{}",
+        path.display(),
+        skipped_lines(problems)
+    )]
+    EmptyManifest {
+        path: PathBuf,
+        problems: Vec<LineProblem>,
+    },
     #[error(
         "{}: staged by an earlier run with {earlier}, but this run uses {now}; run with --restart to re-encode everything",
         path.display()
@@ -134,6 +144,14 @@ pub enum IngestError {
     NoVideoFile { clip: String, video: String },
     #[error("no video could be ingested; the first failure: {first}")]
     NothingIngested { first: String },
+}
+
+/// ` (N lines skipped; the first: line L: reason)`, or nothing.
+fn skipped_lines(problems: &[LineProblem]) -> String {
+    match problems.first() {
+        None => String::new(),
+        Some(first) => format!("; {} lines skipped, the first: {first}", problems.len()),
+    }
 }
 
 /// What staged files were made with; a rerun with other encoders must not mix with them.
@@ -204,6 +222,7 @@ pub fn ingest(
     if manifest.entries.is_empty() {
         return Err(IngestError::EmptyManifest {
             path: manifest.path,
+            problems: manifest.problems,
         });
     }
     let jobs = video_jobs(project, &manifest.entries)?;
@@ -238,6 +257,7 @@ pub fn ingest(
         .collect();
     let mut report = IngestReport {
         videos: share.len(),
+        manifest_problems: manifest.problems.clone(),
         ..IngestReport::default()
     };
     let todo: Vec<&VideoJob> = share
@@ -553,6 +573,76 @@ mod tests {
         for bad in ["4/4", "1/0", "x/2", "3", ""] {
             assert!(bad.parse::<Shard>().is_err(), "{bad}");
         }
+    }
+
+    /// A project of one 2-second video with two captioned clips, made as `new --videos` does.
+    fn one_video_project(dir: &Path) -> Project {
+        use crate::media::{RgbFrame, write_video};
+        use crate::project::config::ProjectConfig;
+        use crate::project::videos::{SplitFractions, import_videos};
+        let videos = dir.join("videos");
+        std::fs::create_dir_all(&videos).unwrap();
+        let frames = (0..20).map(|i| RgbFrame {
+            width: 32,
+            height: 32,
+            pixels: vec![(i * 12) as u8; 32 * 32 * 3],
+            seconds: i as f64 / 10.0,
+        });
+        write_video(&videos.join("a.mp4"), 32, 32, 10.0, frames).unwrap();
+        let captions = dir.join("captions.csv");
+        std::fs::write(
+            &captions,
+            "video,caption,start,end\na,the first clip,0,1\na,the second clip,1,2\n",
+        )
+        .unwrap();
+        let fractions = SplitFractions {
+            seed: 0,
+            val: 0.0,
+            test: 0.0,
+        };
+        let import = import_videos(&videos, &captions, fractions).unwrap();
+        let mut config = ProjectConfig::default();
+        import.configure(&mut config, &videos, &captions);
+        import.write(&dir.join("project"), config).unwrap()
+    }
+
+    #[test]
+    fn bad_manifest_lines_are_reported_with_their_lines_and_the_rest_is_ingested() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut project = one_video_project(dir.path());
+        let manifest = project.manifest_path();
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        let first = text.lines().next().unwrap().to_string();
+        std::fs::write(&manifest, format!("{text}not json\n{first}\n")).unwrap();
+        let visual = crate::encode::DescriptorVisualEncoder::new();
+        let words = crate::encode::HashedTextEncoder::new(16);
+        let options = IngestOptions {
+            workers: 1,
+            thumbnails: false,
+            ..IngestOptions::default()
+        };
+        let cancel = CancelToken::new();
+        let report = ingest(&mut project, &visual, &words, &options, &cancel, None).unwrap();
+        assert_eq!(report.encoded, 1, "{report:?}");
+        let lines: Vec<usize> = report.manifest_problems.iter().map(|p| p.line).collect();
+        assert_eq!(lines, [3, 4], "{report:?}");
+        assert!(
+            report.manifest_problems[1]
+                .reason
+                .contains("already appears on line 1"),
+            "{report:?}"
+        );
+        let train = project.load_split("train").unwrap();
+        assert_eq!(train.num_clips(), 2);
+
+        // A manifest of bad lines only is refused, naming them.
+        std::fs::write(&manifest, "{\"clip\": 1}\n").unwrap();
+        let error = ingest(&mut project, &visual, &words, &options, &cancel, None).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.contains("no clips to ingest") && message.contains("line 1:"),
+            "{message}"
+        );
     }
 
     #[test]
