@@ -646,6 +646,28 @@ mod tests {
     }
 
     #[test]
+    fn two_identical_ingests_write_byte_identical_feature_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut project = one_video_project(dir.path());
+        let visual = crate::encode::DescriptorVisualEncoder::new();
+        let words = crate::encode::HashedTextEncoder::new(16);
+        let options = IngestOptions {
+            workers: 1,
+            thumbnails: false,
+            restart: true,
+            ..IngestOptions::default()
+        };
+        let cancel = CancelToken::new();
+        let features = project.features_dir().join("train.safetensors");
+        let mut written = Vec::new();
+        for _ in 0..3 {
+            ingest(&mut project, &visual, &words, &options, &cancel, None).unwrap();
+            written.push(std::fs::read(&features).unwrap());
+        }
+        assert!(written[1] == written[0] && written[2] == written[0]);
+    }
+
+    #[test]
     fn staged_names_are_safe_and_distinct() {
         let a = staged_name("recipes/GLd3aX16zBg");
         let b = staged_name("recipes_GLd3aX16zBg");
