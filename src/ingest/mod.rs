@@ -58,7 +58,7 @@ impl std::str::FromStr for Shard {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct IngestOptions {
-    /// Frames sampled evenly from each clip.
+    /// Frames sampled evenly from each clip: 1 to [`MAX_FRAMES_PER_CLIP`].
     pub frames_per_clip: usize,
     /// Only this share of the videos, and no merge.
     pub shard: Option<Shard>,
@@ -69,6 +69,11 @@ pub struct IngestOptions {
     /// Forget what earlier runs staged.
     pub restart: bool,
 }
+
+/// The most frames [`ingest`] samples from one clip. Every frame becomes a stored feature row
+/// (features grow with clips × frames), and the heads attend over at most `model.max_frames`
+/// of a clip's frames (80 by default), so more would be stored only to be sampled down again.
+pub const MAX_FRAMES_PER_CLIP: usize = 256;
 
 impl Default for IngestOptions {
     fn default() -> Self {
@@ -144,6 +149,12 @@ pub enum IngestError {
     NoVideoFile { clip: String, video: String },
     #[error("no video could be ingested; the first failure: {first}")]
     NothingIngested { first: String },
+    #[error(
+        "{given} frames per clip: expected 1 to {MAX_FRAMES_PER_CLIP} (every frame is a stored \
+         feature row, and the heads attend over at most model.max_frames of a clip's frames, 80 \
+         by default)"
+    )]
+    FramesPerClip { given: usize },
 }
 
 /// ` (N lines skipped; the first: line L: reason)`, or nothing.
@@ -218,6 +229,11 @@ pub fn ingest(
     progress: Option<&ProgressSender<IngestProgress>>,
 ) -> Result<IngestReport, IngestError> {
     let started = std::time::Instant::now();
+    if !(1..=MAX_FRAMES_PER_CLIP).contains(&options.frames_per_clip) {
+        return Err(IngestError::FramesPerClip {
+            given: options.frames_per_clip,
+        });
+    }
     let manifest = project.read_manifest()?;
     if manifest.entries.is_empty() {
         return Err(IngestError::EmptyManifest {
@@ -245,7 +261,7 @@ pub fn ingest(
         video_dim: visual.dim(),
         text_encoder: text.name().to_string(),
         text_dim: text.dim(),
-        frames_per_clip: options.frames_per_clip.max(1),
+        frames_per_clip: options.frames_per_clip,
     };
     check_stamp(&staging.join("encoders.json"), &stamp)?;
 
@@ -665,6 +681,38 @@ mod tests {
             written.push(std::fs::read(&features).unwrap());
         }
         assert!(written[1] == written[0] && written[2] == written[0]);
+    }
+
+    #[test]
+    fn frames_per_clip_outside_1_to_the_maximum_is_refused_before_anything_is_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut project = one_video_project(dir.path());
+        let visual = crate::encode::DescriptorVisualEncoder::new();
+        let words = crate::encode::HashedTextEncoder::new(16);
+        let cancel = CancelToken::new();
+        for frames in [0, MAX_FRAMES_PER_CLIP + 1, 100_000] {
+            let options = IngestOptions {
+                frames_per_clip: frames,
+                workers: 1,
+                thumbnails: false,
+                ..IngestOptions::default()
+            };
+            let error = ingest(&mut project, &visual, &words, &options, &cancel, None).unwrap_err();
+            assert!(
+                matches!(error, IngestError::FramesPerClip { given } if given == frames),
+                "{error}"
+            );
+            assert!(error.to_string().contains("expected 1 to 256"), "{error}");
+        }
+        assert!(!staging_dir(&project).exists(), "nothing was staged");
+        let options = IngestOptions {
+            frames_per_clip: MAX_FRAMES_PER_CLIP,
+            workers: 1,
+            thumbnails: false,
+            ..IngestOptions::default()
+        };
+        let report = ingest(&mut project, &visual, &words, &options, &cancel, None).unwrap();
+        assert_eq!(report.encoded, 1);
     }
 
     #[test]
