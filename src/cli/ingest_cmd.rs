@@ -135,7 +135,7 @@ fn print_report(
     );
     if !report.manifest_problems.is_empty() {
         println!(
-            "  {} lines of manifest.jsonl skipped (their clips are not ingested):",
+            "  {} lines of manifest.jsonl skipped (the other lines are ingested):",
             report.manifest_problems.len()
         );
         for problem in &report.manifest_problems {
