@@ -17,6 +17,18 @@ pub fn run_or_latest(project: &Project, run: &Option<RunName>) -> Result<Option<
     Ok(Some(project.latest_run()?))
 }
 
+/// `--top N`: how many hits to list, at least one (0 would list nothing, which no one asks for).
+pub fn parse_top(text: &str) -> Result<u64, String> {
+    let top: u64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a count; expected a whole number, at least 1"))?;
+    if top == 0 {
+        return Err("0 would list no hit; expected at least 1".into());
+    }
+    Ok(top)
+}
+
 /// A bar on stderr (hidden when stderr is not a terminal) and the update its work calls.
 pub fn bar(label: &str, unit: &str) -> ProgressBar {
     ProgressBar::new(0).with_style(

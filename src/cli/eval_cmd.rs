@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use super::tensor_file::TensorFile;
-use crate::eval::{RetrievalMetrics, Similarity, TiePolicy};
+use crate::eval::{RetrievalMetrics, Similarity, TiePolicy, transpose};
 use crate::model::DeviceKind;
 use crate::project::{Project, RunName};
 use crate::train::evaluate_run;
@@ -55,15 +55,21 @@ fn run_similarity(args: &EvalArgs, path: &std::path::Path) -> Result<()> {
     let matrix = file.matrix("similarity")?;
     let (rows, cols) = matrix.dims2()?;
     let values: Vec<f64> = matrix.flatten_all()?.to_vec1()?;
-    let context = || format!("in {}", path.display());
-    let similarity = Similarity::new(&values, rows, cols).with_context(context)?;
-    let transposed;
-    let similarity = if args.transpose {
-        transposed = similarity.transposed();
-        Similarity::new(&transposed, cols, rows).with_context(context)?
+    // Transposed first: a matrix with more rows than columns is valid read the other way.
+    let (values, rows, cols) = if args.transpose {
+        (transpose(&values, rows, cols)?, cols, rows)
     } else {
-        similarity
+        (values, rows, cols)
     };
+    let context = || {
+        let reading = if args.transpose {
+            format!(" read transposed (its {rows} columns are the queries)")
+        } else {
+            String::new()
+        };
+        format!("in {}{reading}", path.display())
+    };
+    let similarity = Similarity::new(&values, rows, cols).with_context(context)?;
     let ties = args.ties;
     let metrics = similarity.metrics(ties);
     let mut out = std::io::stdout().lock();
@@ -160,4 +166,58 @@ pub(super) fn evaluate_and_print(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use candle_core::{Device, Tensor};
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Command {
+        #[command(flatten)]
+        args: EvalArgs,
+    }
+
+    fn args(flags: &[&str]) -> EvalArgs {
+        Command::parse_from(std::iter::once("eval").chain(flags.iter().copied())).args
+    }
+
+    /// A `rows × cols` similarity file scoring 1 on the diagonal and 0 elsewhere.
+    fn diagonal(dir: &std::path::Path, rows: usize, cols: usize) -> String {
+        let values: Vec<f32> = (0..rows * cols)
+            .map(|at| if at / cols == at % cols { 1.0 } else { 0.0 })
+            .collect();
+        let tensor = Tensor::from_vec(values, (rows, cols), &Device::Cpu).unwrap();
+        let path = dir.join(format!("s{rows}x{cols}.safetensors"));
+        candle_core::safetensors::save(&HashMap::from([("similarity".to_string(), tensor)]), &path)
+            .unwrap();
+        path.to_str().unwrap().to_string()
+    }
+
+    #[test]
+    fn transpose_reads_a_tall_matrix_as_its_columns_over_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let tall = diagonal(dir.path(), 6, 4);
+        // 4 queries (the columns) over 6 candidates (the rows).
+        run(&args(&["--similarity", &tall, "--transpose", "--json"])).unwrap();
+        // Rows as queries, 6 queries over 4 candidates cannot be ranked; the error says why.
+        let message = format!("{:#}", run(&args(&["--similarity", &tall])).unwrap_err());
+        assert!(message.contains("6×4"), "{message}");
+        // And a wide matrix read transposed is the tall case, named as such.
+        let wide = diagonal(dir.path(), 4, 6);
+        run(&args(&["--similarity", &wide])).unwrap();
+        let message = format!(
+            "{:#}",
+            run(&args(&["--similarity", &wide, "--transpose"])).unwrap_err()
+        );
+        assert!(
+            message.contains("6×4") && message.contains("read transposed"),
+            "{message}"
+        );
+    }
 }

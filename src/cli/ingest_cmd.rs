@@ -28,7 +28,8 @@ pub struct IngestArgs {
     /// Default: the project's, else minilm when its folder is installed, else hashed.
     #[arg(long)]
     pub text: Option<String>,
-    /// Frames sampled evenly from each clip.
+    /// Frames sampled evenly from each clip: 1 to 256 (every frame is a stored feature row; the
+    /// heads attend over at most model.max_frames of them, 80 by default).
     #[arg(long, default_value_t = 8)]
     pub frames_per_clip: usize,
     /// Decoding threads (default: one per core).
@@ -60,7 +61,7 @@ pub fn run(args: &IngestArgs) -> Result<()> {
     }
     let (visual, text) = (encoders.visual, encoders.text);
     let options = IngestOptions {
-        frames_per_clip: args.frames_per_clip.max(1),
+        frames_per_clip: args.frames_per_clip,
         shard: args.shard,
         workers: args.workers,
         thumbnails: !args.no_thumbnails,
@@ -132,6 +133,15 @@ fn print_report(
         text.name(),
         text.dim()
     );
+    if !report.manifest_problems.is_empty() {
+        println!(
+            "  {} lines of manifest.jsonl skipped (the other lines are ingested):",
+            report.manifest_problems.len()
+        );
+        for problem in &report.manifest_problems {
+            println!("    manifest.jsonl:{}: {}", problem.line, problem.reason);
+        }
+    }
     for (video, reason) in &report.failed {
         println!("  skipped {video}: {reason}");
     }

@@ -1,7 +1,7 @@
 //! `crossclr loss`: explain what the loss did to one or more dumped batches.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -113,10 +113,10 @@ fn queue_start(args: &LossArgs) -> Result<(usize, QueueInit)> {
     match (&args.queue_init, args.mode) {
         (Some(path), Mode::Official) => {
             let file = TensorFile::open(path)?;
-            let video_emb = file.matrix("queue_video_emb")?;
+            let video_emb = file.finite_matrix("queue_video_emb")?;
             let capacity = args.queue.unwrap_or(video_emb.dim(0)?);
             let host = |name: &str| -> Result<HostMatrix> {
-                let tensor = file.matrix(name)?;
+                let tensor = file.finite_matrix(name)?;
                 HostMatrix::from_tensor(&tensor, name)
                     .with_context(|| format!("in {}", path.display()))
             };
@@ -124,7 +124,7 @@ fn queue_start(args: &LossArgs) -> Result<(usize, QueueInit)> {
                 capacity,
                 QueueInit::Buffers {
                     video_emb,
-                    text_emb: file.matrix("queue_text_emb")?,
+                    text_emb: file.finite_matrix("queue_text_emb")?,
                     video_in: host("queue_video_in")?,
                     text_in: host("queue_text_in")?,
                 },
@@ -157,10 +157,10 @@ fn build_loss(args: &LossArgs) -> Result<Box<dyn ContrastiveLoss>> {
 fn load_batch(path: &std::path::Path) -> Result<PairBatch> {
     let file = TensorFile::open(path)?;
     let batch = PairBatch::new(
-        file.matrix("video_emb")?,
-        file.matrix("text_emb")?,
-        file.matrix("video_in")?,
-        file.matrix("text_in")?,
+        file.finite_matrix("video_emb")?,
+        file.finite_matrix("text_emb")?,
+        file.finite_matrix("video_in")?,
+        file.finite_matrix("text_in")?,
     )
     .with_context(|| format!("in {}", path.display()))?;
     Ok(batch)
@@ -197,10 +197,14 @@ pub fn run(args: &LossArgs) -> Result<()> {
         let report = loss
             .forward(&batch)
             .with_context(|| format!("evaluating the loss on {}", path.display()))?;
+        let value = report.value()?;
+        if !value.is_finite() {
+            return Err(not_finite(args, path, value, &report));
+        }
         if args.json {
             steps.push(StepJson {
                 file: path.display().to_string(),
-                loss: report.value()?,
+                loss: value,
                 pruned_fraction: report.pruned_fraction(),
                 video: side_json(&report.video)?,
                 text: side_json(&report.text)?,
@@ -228,6 +232,60 @@ pub fn run(args: &LossArgs) -> Result<()> {
         print_step(&mut out, args, &loss.name(), index, total, path, report)?;
     }
     Ok(())
+}
+
+/// ln(f64::MAX): `exp` of anything larger is infinite.
+const LN_F64_MAX: f64 = 709.782712893384;
+
+/// Why the loss came out `value` (NaN or infinite) on the batch at `path`: in official mode,
+/// the sample weights as the released code writes them, when they are what overflowed.
+fn not_finite(args: &LossArgs, path: &Path, value: f64, report: &LossReport) -> anyhow::Error {
+    let batch = report.video.weights.len();
+    let file = path.display();
+    for (side, report) in [("video", &report.video), ("text", &report.text)] {
+        if report.weights.iter().all(|w| w.is_finite()) || args.mode != Mode::Official {
+            continue;
+        }
+        let total: f64 = report.connectivity.iter().sum();
+        let why = if total == 0.0 || !total.is_finite() {
+            let single = if batch == 1 {
+                "with B = 1 an anchor has no other sample, so its connectivity is 0; "
+            } else {
+                ""
+            };
+            format!("{single}the connectivities sum to Σc = {total}, and c/Σc is 0/0 or ∞/∞")
+        } else {
+            let largest = report
+                .connectivity
+                .iter()
+                .map(|c| c / total / args.kappa)
+                .fold(f64::NEG_INFINITY, f64::max);
+            let kappa = args.kappa;
+            if largest > LN_F64_MAX {
+                format!(
+                    "the largest c/Σc/κ is {largest:.4e} (Σc = {total:.4e}, κ = {kappa}), past \
+                     ln(f64::MAX) ≈ {LN_F64_MAX:.2}, so exp overflows to ∞ and ∞/∞ is NaN"
+                )
+            } else {
+                format!(
+                    "c/Σc/κ (Σc = {total:.4e}, κ = {kappa}; the largest {largest:.4e}) leaves \
+                     exp no finite, non-zero sum: ∞/∞ or 0/0 is NaN"
+                )
+            }
+        };
+        return anyhow::anyhow!(
+            "{file}: the loss is {value}: official mode's {side} sample weights overflowed. They \
+             are computed as the released code writes them, ω = exp(c/Σc/κ) / Σ exp(c/Σc/κ), \
+             without subtracting the maximum, and {why}. Paper mode (--mode paper) computes the \
+             same weights stably (and uniform when Σc ≤ 0); a larger --kappa may also keep them \
+             finite"
+        );
+    }
+    anyhow::anyhow!(
+        "{file}: the loss is {value} (B = {batch}, τ = {}, κ = {}); expected a finite number",
+        args.tau,
+        args.kappa
+    )
 }
 
 fn print_step(
@@ -322,4 +380,94 @@ fn print_step(
     }
     writeln!(out)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use candle_core::{Device, Tensor};
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Command {
+        #[command(flatten)]
+        args: LossArgs,
+    }
+
+    fn args(flags: &[&str]) -> LossArgs {
+        Command::parse_from(std::iter::once("loss").chain(flags.iter().copied())).args
+    }
+
+    /// A batch file of `B × 2` matrices: the embeddings and inputs given, the inputs also as
+    /// the text inputs.
+    fn batch(dir: &Path, name: &str, emb: &[f32], inputs: &[f32]) -> String {
+        let rows = emb.len() / 2;
+        let tensor = |values: &[f32]| Tensor::from_vec(values.to_vec(), (rows, 2), &Device::Cpu);
+        let tensors = HashMap::from([
+            ("video_emb".to_string(), tensor(emb).unwrap()),
+            ("text_emb".to_string(), tensor(emb).unwrap()),
+            ("video_in".to_string(), tensor(inputs).unwrap()),
+            ("text_in".to_string(), tensor(inputs).unwrap()),
+        ]);
+        let path = dir.join(name);
+        candle_core::safetensors::save(&tensors, &path).unwrap();
+        path.to_str().unwrap().to_string()
+    }
+
+    #[test]
+    fn non_finite_embeddings_are_an_error_naming_the_tensor_and_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let emb = [1.0, 0.0, 0.0, f32::NAN, 0.6, 0.8];
+        let path = batch(
+            dir.path(),
+            "b.safetensors",
+            &emb,
+            &[1.0, 0.0, 0.0, 1.0, 1.0, 1.0],
+        );
+        let message = format!(
+            "{:#}",
+            run(&args(&["--batch", &path, "--json"])).unwrap_err()
+        );
+        assert!(
+            message.contains("`video_emb`") && message.contains("NaN at [1, 1]"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn official_weights_that_overflow_are_an_error_saying_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let emb = [1.0, 0.0, 0.0, 1.0, 0.6, 0.8];
+        // Dots 1, -1 and 0.01 between the inputs: Σc is tiny beside c_1, and c/Σc/κ overflows.
+        let inputs = [1.0, 0.0, 1.0, 1.0, -1.0, 1.01];
+        let path = batch(dir.path(), "b.safetensors", &emb, &inputs);
+        let message = format!(
+            "{:#}",
+            run(&args(&["--batch", &path, "--mode", "official", "--json"])).unwrap_err()
+        );
+        assert!(
+            message.contains("overflowed")
+                && message.contains("exp(c/Σc/κ)")
+                && message.contains("past ln(f64::MAX)"),
+            "{message}"
+        );
+        assert!(
+            run(&args(&["--batch", &path, "--json"])).is_ok(),
+            "paper mode is stable"
+        );
+
+        // One sample: its connectivity is 0 and c/Σc is 0/0.
+        let path = batch(dir.path(), "one.safetensors", &[1.0, 0.0], &[1.0, 0.0]);
+        let message = format!(
+            "{:#}",
+            run(&args(&["--batch", &path, "--mode", "official"])).unwrap_err()
+        );
+        assert!(
+            message.contains("overflowed") && message.contains("B = 1"),
+            "{message}"
+        );
+    }
 }

@@ -28,7 +28,8 @@ pub struct NeighboursArgs {
     /// The run for joint space (default: the last one trained).
     #[arg(long)]
     pub run: Option<RunName>,
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    /// How many neighbours to list (at least 1).
+    #[arg(long, default_value_t = 10, value_parser = super::analysis_common::parse_top)]
     pub top: u64,
     /// Print one JSON object.
     #[arg(long)]

@@ -19,8 +19,8 @@ pub struct SearchArgs {
     /// The run whose head embeds (default: the last one trained).
     #[arg(long)]
     pub run: Option<RunName>,
-    /// How many clips to list.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    /// How many clips to list (at least 1).
+    #[arg(long, default_value_t = 5, value_parser = super::analysis_common::parse_top)]
     pub top: u64,
     /// Rank clips (the query as a sentence) or whole videos (the query as a paragraph).
     #[arg(long, value_enum, default_value_t = Level::Clip)]
@@ -82,4 +82,31 @@ pub fn run(args: &SearchArgs) -> Result<()> {
         print_hits(&mut out, &args.query, &hits)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Command {
+        #[command(flatten)]
+        args: SearchArgs,
+    }
+
+    #[test]
+    fn top_0_is_refused_saying_it_would_list_nothing() {
+        let parse = |top: &str| Command::try_parse_from(["search", "DIR", "a query", "--top", top]);
+        let message = parse("0").unwrap_err().to_string();
+        assert!(
+            message.contains("0 would list no hit; expected at least 1"),
+            "{message}"
+        );
+        assert!(parse("x").unwrap_err().to_string().contains("not a count"));
+        assert_eq!(parse("3").unwrap().args.top, 3);
+        let default = Command::try_parse_from(["search", "DIR", "a query"]).unwrap();
+        assert_eq!(default.args.top, 5);
+    }
 }

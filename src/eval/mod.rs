@@ -110,14 +110,29 @@ impl<'a> Similarity<'a> {
 
     /// The transposed matrix (the other retrieval direction), owned.
     pub fn transposed(&self) -> Vec<f64> {
-        let mut out = vec![0.0; self.values.len()];
-        for i in 0..self.rows {
-            for j in 0..self.cols {
-                out[j * self.rows + i] = self.values[i * self.cols + j];
-            }
-        }
-        out
+        transpose(self.values, self.rows, self.cols)
+            .expect("a checked matrix has rows × cols values")
     }
+}
+
+/// The `cols × rows` transpose of the row-major `rows × cols` matrix in `values`: the other
+/// retrieval direction. It needs no query-count check of its own, so a matrix with more rows
+/// than columns can be read the other way (its columns as the queries).
+pub fn transpose(values: &[f64], rows: usize, cols: usize) -> Result<Vec<f64>, EvalError> {
+    if values.len() != rows * cols {
+        return Err(EvalError::Length {
+            found: values.len(),
+            rows,
+            cols,
+        });
+    }
+    let mut out = vec![0.0; values.len()];
+    for i in 0..rows {
+        for j in 0..cols {
+            out[j * rows + i] = values[i * cols + j];
+        }
+    }
+    Ok(out)
 }
 
 /// 0-based rank of column `truth` in `row`: how many other candidates score above it.
@@ -218,6 +233,20 @@ mod tests {
         assert_eq!(m.mean_rank, 2.5);
         let o = sim.metrics(TiePolicy::Optimistic);
         assert_eq!((o.r1, o.median_rank, o.mean_rank), (0.75, 1.0, 1.5));
+    }
+
+    #[test]
+    fn a_tall_matrix_transposes_into_a_valid_one() {
+        // 3 rows over 2 columns: too many queries, but 2 queries over 3 candidates transposed.
+        let tall = [1.0, 0.0, 0.0, 1.0, 0.5, 0.5];
+        assert!(Similarity::new(&tall, 3, 2).is_err());
+        let wide = transpose(&tall, 3, 2).unwrap();
+        assert_eq!(wide, [1.0, 0.0, 0.5, 0.0, 1.0, 0.5]);
+        let metrics = Similarity::new(&wide, 2, 3)
+            .unwrap()
+            .metrics(TiePolicy::Pessimistic);
+        assert_eq!(metrics.r1, 1.0);
+        assert!(transpose(&tall, 2, 2).is_err());
     }
 
     #[test]

@@ -29,7 +29,7 @@ use crate::media::{
 };
 use crate::project::config::EncoderSpec;
 use crate::project::{
-    ManifestEntry, Project, ProjectError, Sequences, SplitFeatures, write_atomic,
+    LineProblem, ManifestEntry, Project, ProjectError, Sequences, SplitFeatures, write_atomic,
 };
 
 /// The part of the videos one run takes: video i (in key order) belongs to shard i mod count.
@@ -58,7 +58,7 @@ impl std::str::FromStr for Shard {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct IngestOptions {
-    /// Frames sampled evenly from each clip.
+    /// Frames sampled evenly from each clip: 1 to [`MAX_FRAMES_PER_CLIP`].
     pub frames_per_clip: usize,
     /// Only this share of the videos, and no merge.
     pub shard: Option<Shard>,
@@ -69,6 +69,11 @@ pub struct IngestOptions {
     /// Forget what earlier runs staged.
     pub restart: bool,
 }
+
+/// The most frames [`ingest`] samples from one clip. Every frame becomes a stored feature row
+/// (features grow with clips × frames), and the heads attend over at most `model.max_frames`
+/// of a clip's frames (80 by default), so more would be stored only to be sampled down again.
+pub const MAX_FRAMES_PER_CLIP: usize = 256;
 
 impl Default for IngestOptions {
     fn default() -> Self {
@@ -102,6 +107,9 @@ pub struct IngestReport {
     pub reused: usize,
     /// Videos that could not be used, with the reason.
     pub failed: Vec<(String, String)>,
+    /// Lines of `manifest.jsonl` that were skipped (not JSON, not an entry, a clip key seen
+    /// before), with their line numbers: their clips are not ingested.
+    pub manifest_problems: Vec<LineProblem>,
     pub cancelled: bool,
     /// Thumbnails written by this run (reused ones not counted).
     pub thumbnails: usize,
@@ -119,8 +127,15 @@ pub enum IngestError {
     Project(#[from] ProjectError),
     #[error(transparent)]
     Encode(#[from] EncodeError),
-    #[error("{}: the manifest lists no clips to ingest", path.display())]
-    EmptyManifest { path: PathBuf },
+    #[error(
+        "{}: the manifest lists no clips to ingest{}",
+        path.display(),
+        skipped_lines(problems)
+    )]
+    EmptyManifest {
+        path: PathBuf,
+        problems: Vec<LineProblem>,
+    },
     #[error(
         "{}: staged by an earlier run with {earlier}, but this run uses {now}; run with --restart to re-encode everything",
         path.display()
@@ -134,6 +149,20 @@ pub enum IngestError {
     NoVideoFile { clip: String, video: String },
     #[error("no video could be ingested; the first failure: {first}")]
     NothingIngested { first: String },
+    #[error(
+        "{given} frames per clip: expected 1 to {MAX_FRAMES_PER_CLIP} (every frame is a stored \
+         feature row, and the heads attend over at most model.max_frames of a clip's frames, 80 \
+         by default)"
+    )]
+    FramesPerClip { given: usize },
+}
+
+/// ` (N lines skipped; the first: line L: reason)`, or nothing.
+fn skipped_lines(problems: &[LineProblem]) -> String {
+    match problems.first() {
+        None => String::new(),
+        Some(first) => format!("; {} lines skipped, the first: {first}", problems.len()),
+    }
 }
 
 /// What staged files were made with; a rerun with other encoders must not mix with them.
@@ -200,10 +229,16 @@ pub fn ingest(
     progress: Option<&ProgressSender<IngestProgress>>,
 ) -> Result<IngestReport, IngestError> {
     let started = std::time::Instant::now();
+    if !(1..=MAX_FRAMES_PER_CLIP).contains(&options.frames_per_clip) {
+        return Err(IngestError::FramesPerClip {
+            given: options.frames_per_clip,
+        });
+    }
     let manifest = project.read_manifest()?;
     if manifest.entries.is_empty() {
         return Err(IngestError::EmptyManifest {
             path: manifest.path,
+            problems: manifest.problems,
         });
     }
     let jobs = video_jobs(project, &manifest.entries)?;
@@ -226,7 +261,7 @@ pub fn ingest(
         video_dim: visual.dim(),
         text_encoder: text.name().to_string(),
         text_dim: text.dim(),
-        frames_per_clip: options.frames_per_clip.max(1),
+        frames_per_clip: options.frames_per_clip,
     };
     check_stamp(&staging.join("encoders.json"), &stamp)?;
 
@@ -238,6 +273,7 @@ pub fn ingest(
         .collect();
     let mut report = IngestReport {
         videos: share.len(),
+        manifest_problems: manifest.problems.clone(),
         ..IngestReport::default()
     };
     let todo: Vec<&VideoJob> = share
@@ -553,6 +589,130 @@ mod tests {
         for bad in ["4/4", "1/0", "x/2", "3", ""] {
             assert!(bad.parse::<Shard>().is_err(), "{bad}");
         }
+    }
+
+    /// A project of one 2-second video with two captioned clips, made as `new --videos` does.
+    fn one_video_project(dir: &Path) -> Project {
+        use crate::media::{RgbFrame, write_video};
+        use crate::project::config::ProjectConfig;
+        use crate::project::videos::{SplitFractions, import_videos};
+        let videos = dir.join("videos");
+        std::fs::create_dir_all(&videos).unwrap();
+        let frames = (0..20).map(|i| RgbFrame {
+            width: 32,
+            height: 32,
+            pixels: vec![(i * 12) as u8; 32 * 32 * 3],
+            seconds: i as f64 / 10.0,
+        });
+        write_video(&videos.join("a.mp4"), 32, 32, 10.0, frames).unwrap();
+        let captions = dir.join("captions.csv");
+        std::fs::write(
+            &captions,
+            "video,caption,start,end\na,the first clip,0,1\na,the second clip,1,2\n",
+        )
+        .unwrap();
+        let fractions = SplitFractions {
+            seed: 0,
+            val: 0.0,
+            test: 0.0,
+        };
+        let import = import_videos(&videos, &captions, fractions).unwrap();
+        let mut config = ProjectConfig::default();
+        import.configure(&mut config, &videos, &captions);
+        import.write(&dir.join("project"), config).unwrap()
+    }
+
+    #[test]
+    fn bad_manifest_lines_are_reported_with_their_lines_and_the_rest_is_ingested() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut project = one_video_project(dir.path());
+        let manifest = project.manifest_path();
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        let first = text.lines().next().unwrap().to_string();
+        std::fs::write(&manifest, format!("{text}not json\n{first}\n")).unwrap();
+        let visual = crate::encode::DescriptorVisualEncoder::new();
+        let words = crate::encode::HashedTextEncoder::new(16);
+        let options = IngestOptions {
+            workers: 1,
+            thumbnails: false,
+            ..IngestOptions::default()
+        };
+        let cancel = CancelToken::new();
+        let report = ingest(&mut project, &visual, &words, &options, &cancel, None).unwrap();
+        assert_eq!(report.encoded, 1, "{report:?}");
+        let lines: Vec<usize> = report.manifest_problems.iter().map(|p| p.line).collect();
+        assert_eq!(lines, [3, 4], "{report:?}");
+        assert!(
+            report.manifest_problems[1]
+                .reason
+                .contains("already appears on line 1"),
+            "{report:?}"
+        );
+        let train = project.load_split("train").unwrap();
+        assert_eq!(train.num_clips(), 2);
+
+        // A manifest of bad lines only is refused, naming them.
+        std::fs::write(&manifest, "{\"clip\": 1}\n").unwrap();
+        let error = ingest(&mut project, &visual, &words, &options, &cancel, None).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.contains("no clips to ingest") && message.contains("line 1:"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn two_identical_ingests_write_byte_identical_feature_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut project = one_video_project(dir.path());
+        let visual = crate::encode::DescriptorVisualEncoder::new();
+        let words = crate::encode::HashedTextEncoder::new(16);
+        let options = IngestOptions {
+            workers: 1,
+            thumbnails: false,
+            restart: true,
+            ..IngestOptions::default()
+        };
+        let cancel = CancelToken::new();
+        let features = project.features_dir().join("train.safetensors");
+        let mut written = Vec::new();
+        for _ in 0..3 {
+            ingest(&mut project, &visual, &words, &options, &cancel, None).unwrap();
+            written.push(std::fs::read(&features).unwrap());
+        }
+        assert!(written[1] == written[0] && written[2] == written[0]);
+    }
+
+    #[test]
+    fn frames_per_clip_outside_1_to_the_maximum_is_refused_before_anything_is_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut project = one_video_project(dir.path());
+        let visual = crate::encode::DescriptorVisualEncoder::new();
+        let words = crate::encode::HashedTextEncoder::new(16);
+        let cancel = CancelToken::new();
+        for frames in [0, MAX_FRAMES_PER_CLIP + 1, 100_000] {
+            let options = IngestOptions {
+                frames_per_clip: frames,
+                workers: 1,
+                thumbnails: false,
+                ..IngestOptions::default()
+            };
+            let error = ingest(&mut project, &visual, &words, &options, &cancel, None).unwrap_err();
+            assert!(
+                matches!(error, IngestError::FramesPerClip { given } if given == frames),
+                "{error}"
+            );
+            assert!(error.to_string().contains("expected 1 to 256"), "{error}");
+        }
+        assert!(!staging_dir(&project).exists(), "nothing was staged");
+        let options = IngestOptions {
+            frames_per_clip: MAX_FRAMES_PER_CLIP,
+            workers: 1,
+            thumbnails: false,
+            ..IngestOptions::default()
+        };
+        let report = ingest(&mut project, &visual, &words, &options, &cancel, None).unwrap();
+        assert_eq!(report.encoded, 1);
     }
 
     #[test]

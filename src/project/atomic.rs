@@ -3,10 +3,10 @@
 //! over the destination. A reader sees the old file or the new one, never a torn one, and a write
 //! that fails half-way leaves the old file as it was.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Display;
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -33,7 +33,10 @@ where
 }
 
 /// Replaces `path` atomically with a safetensors file of `tensors` and the optional `__metadata__`
-/// map. Serialization streams to disk, so the tensors are not copied into one buffer first.
+/// map. Serialization streams to disk, so the tensors are not copied into one buffer first. The
+/// bytes depend only on what is written: the metadata keys are in sorted order (safetensors
+/// writes them in its `HashMap`'s order, which changes from run to run), so two writes of the
+/// same tensors and metadata give byte-identical files.
 pub fn write_safetensors_atomic<S, V, I>(
     path: &Path,
     tensors: I,
@@ -45,10 +48,44 @@ where
     I: IntoIterator<Item = (S, V)>,
 {
     replace_atomic(path, |temp| {
+        let sorted: Option<BTreeMap<String, String>> = metadata
+            .as_ref()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
         safetensors::serialize_to_file(tensors, metadata, temp).map_err(|e| {
             ProjectError::file(path, format!("cannot write the safetensors file: {e}"))
-        })
+        })?;
+        match sorted {
+            Some(sorted) => sort_metadata(temp, &sorted).map_err(|e| {
+                ProjectError::file(path, format!("cannot write the safetensors file: {e}"))
+            }),
+            None => Ok(()),
+        }
     })
+}
+
+/// The start of a safetensors header with metadata, as safetensors writes it.
+const METADATA_PREFIX: &[u8] = b"{\"__metadata__\":";
+
+/// Rewrites the `__metadata__` object of the safetensors file at `path` with its keys sorted.
+/// Any order of the same entries serializes to the same length, so the object is overwritten in
+/// place; what is there is checked first to be those entries.
+fn sort_metadata(path: &Path, sorted: &BTreeMap<String, String>) -> std::io::Result<()> {
+    let json = serde_json::to_vec(sorted).map_err(std::io::Error::other)?;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)?;
+    let at = 8 + METADATA_PREFIX.len();
+    let mut head = vec![0u8; at + json.len()];
+    file.read_exact(&mut head)?;
+    let as_written = serde_json::from_slice::<BTreeMap<String, String>>(&head[at..]).ok();
+    if &head[8..at] != METADATA_PREFIX || as_written.as_ref() != Some(sorted) {
+        return Err(std::io::Error::other(
+            "the header does not start with the metadata as expected; not rewritten",
+        ));
+    }
+    file.seek(SeekFrom::Start(at as u64))?;
+    file.write_all(&json)
 }
 
 /// The general form, for writers that insist on a path of their own: `write` creates the file at
@@ -131,6 +168,43 @@ impl Drop for TempFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_same_tensors_and_metadata_give_byte_identical_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..24u8).collect();
+        let write = |name: &str| {
+            let path = dir.path().join(name);
+            let view =
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![2, 3], &data)
+                    .unwrap();
+            // A fresh map each time, as every writer makes one: each has its own hash order.
+            let metadata: HashMap<String, String> = (0..12)
+                .map(|i| (format!("key{i}"), format!("value \"{i}\"")))
+                .collect();
+            write_safetensors_atomic(&path, [("t", view)], Some(metadata)).unwrap();
+            std::fs::read(path).unwrap()
+        };
+        let first = write("0.safetensors");
+        for i in 1..8 {
+            assert!(
+                write(&format!("{i}.safetensors")) == first,
+                "write {i} differs"
+            );
+        }
+        let (_, header) = safetensors::SafeTensors::read_metadata(&first).unwrap();
+        let metadata = header.metadata().as_ref().unwrap();
+        assert_eq!(metadata.len(), 12);
+        assert_eq!(metadata["key7"], "value \"7\"");
+        assert_eq!(
+            safetensors::SafeTensors::deserialize(&first)
+                .unwrap()
+                .tensor("t")
+                .unwrap()
+                .data(),
+            &data[..]
+        );
+    }
 
     fn entries(dir: &Path) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(dir)

@@ -135,6 +135,9 @@ pub fn import_coot(
     let mut by_split: BTreeMap<String, SplitFeatures> = BTreeMap::new();
     let mut manifest: BTreeMap<String, Vec<ManifestEntry>> = BTreeMap::new();
     let mut skipped = Vec::new();
+    // Per split its entry names, how many videos were skipped: a split that lost them all is
+    // reported as such (and a lost training split makes no project; see `Import::write`).
+    let mut skipped_of_split: BTreeMap<String, usize> = BTreeMap::new();
     let total = meta.len();
     for (done, (key, entry)) in meta.iter().enumerate() {
         match reader.video(key, entry, splits.get(key)) {
@@ -161,12 +164,25 @@ pub fn import_coot(
                     entries.push(clip.entry);
                 }
             }
-            Err(reason) => skipped.push(Skipped {
-                item: format!("video {key}"),
-                reason,
-            }),
+            Err(reason) => {
+                if let Some(split) = entry.get("split").and_then(Value::as_str) {
+                    *skipped_of_split.entry(split.to_string()).or_default() += 1;
+                }
+                skipped.push(Skipped {
+                    item: format!("video {key}"),
+                    reason,
+                })
+            }
         }
         progress(done + 1, total);
+    }
+    for (split, count) in skipped_of_split {
+        if !by_split.contains_key(&split) {
+            skipped.push(Skipped {
+                item: format!("split {split}"),
+                reason: format!("every video was skipped (all {count} of them)"),
+            });
+        }
     }
 
     let mut names: Vec<String> = by_split.keys().cloned().collect();

@@ -89,7 +89,44 @@ impl Import {
     /// Creates the project in `dir` (missing or empty) with `config`, the manifest and one
     /// feature file per split. If writing fails part-way (a full disk), what this call wrote is
     /// removed again, so the same command can simply be rerun.
+    ///
+    /// A source whose training split (`train.train_split`) was there but lost every clip (all
+    /// skipped: no frames, bad values) makes no project: there would be nothing to train on. The
+    /// error says why, what was skipped first and what was imported. (A source without that
+    /// split at all, features for evaluation only, is still made.)
     pub fn write(&self, dir: &Path, config: ProjectConfig) -> Result<Project, ProjectError> {
+        let train = &config.train.train_split;
+        let lost = self
+            .skipped
+            .iter()
+            .find(|s| s.item == format!("split {train}"));
+        if let Some(lost) = lost
+            && !self.splits.iter().any(|s| &s.split == train)
+        {
+            let imported: Vec<String> = self
+                .splits
+                .iter()
+                .map(|s| format!("`{}` ({} clips)", s.split, s.num_clips()))
+                .collect();
+            let first = self
+                .skipped
+                .first()
+                .map(|s| format!("; {} items skipped, the first: {s}", self.skipped.len()))
+                .unwrap_or_default();
+            return Err(ProjectError::file(
+                dir,
+                format!(
+                    "not made: the training split `{train}` has no clips ({}){first}; \
+                     imported: {}. A project needs clips to train on",
+                    lost.reason,
+                    if imported.is_empty() {
+                        "nothing".to_string()
+                    } else {
+                        imported.join(", ")
+                    }
+                ),
+            ));
+        }
         Project::create_filled(dir, config, |project| {
             project.write_manifest(&self.manifest)?;
             self.splits
@@ -671,4 +708,74 @@ fn ints(view: &TensorView<'_>) -> Option<Result<Vec<i64>, u64>> {
         _ => return None,
     };
     Some(Ok(values))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A features file with splits `train` and `val` of two pooled-text clips each (one video
+    /// per clip, frames 2 × 3); `train_frames` are the train clips' frame counts.
+    fn features_file(path: &Path, train_frames: [i64; 2]) {
+        let video: Vec<u8> = (0..2 * 2 * 3)
+            .flat_map(|i| (i as f32 * 0.1).to_le_bytes())
+            .collect();
+        let text: Vec<u8> = (0..2 * 4)
+            .flat_map(|i| (i as f32 * 0.2).to_le_bytes())
+            .collect();
+        let frames =
+            |counts: [i64; 2]| -> Vec<u8> { counts.iter().flat_map(|c| c.to_le_bytes()).collect() };
+        let train_frames = frames(train_frames);
+        let val_frames = frames([2, 1]);
+        let video_of_clip: Vec<u8> = [0i64, 1].iter().flat_map(|c| c.to_le_bytes()).collect();
+        let mut views = Vec::new();
+        for (split, counts) in [("train", &train_frames), ("val", &val_frames)] {
+            views.push((
+                format!("{split}/video"),
+                view(Dtype::F32, vec![2, 2, 3], &video),
+            ));
+            views.push((
+                format!("{split}/video_frames"),
+                view(Dtype::I64, vec![2], counts),
+            ));
+            views.push((format!("{split}/text"), view(Dtype::F32, vec![2, 4], &text)));
+            views.push((
+                format!("{split}/video_of_clip"),
+                view(Dtype::I64, vec![2], &video_of_clip),
+            ));
+        }
+        safetensors::serialize_to_file(views, None, path).unwrap();
+    }
+
+    fn view<'a>(dtype: Dtype, shape: Vec<usize>, bytes: &'a [u8]) -> TensorView<'a> {
+        TensorView::new(dtype, shape, bytes).unwrap()
+    }
+
+    #[test]
+    fn a_training_split_whose_clips_all_have_no_frames_makes_no_project() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("features.safetensors");
+        features_file(&input, [2, 1]);
+        let import = import_features(&input).unwrap();
+        assert_eq!(import.num_clips(), 4);
+        import
+            .write(&dir.path().join("fine"), ProjectConfig::default())
+            .unwrap();
+
+        features_file(&input, [0, 0]);
+        let import = import_features(&input).unwrap();
+        assert_eq!(import.num_clips(), 2, "the val clips are read");
+        let target = dir.path().join("project");
+        let message = import
+            .write(&target, ProjectConfig::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("training split `train` has no clips")
+                && message.contains("every clip was skipped")
+                && message.contains("`val` (2 clips)"),
+            "{message}"
+        );
+        assert!(!target.join("crossclr.toml").exists(), "nothing is made");
+    }
 }

@@ -112,7 +112,15 @@ pub fn read_manifest(path: &Path) -> Result<Manifest, ProjectError> {
         let entry: ManifestEntry = match serde_json::from_str(text) {
             Ok(entry) => entry,
             Err(e) => {
-                problem(format!("not a manifest entry: {e}"));
+                // serde's position is within this one line: its column, not "line 1".
+                let message = e.to_string();
+                let message = message
+                    .rsplit_once(" at line ")
+                    .map_or(message.as_str(), |(reason, _)| reason);
+                problem(format!(
+                    "not a manifest entry: {message} at column {}",
+                    e.column()
+                ));
                 continue;
             }
         };

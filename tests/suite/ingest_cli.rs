@@ -1,7 +1,8 @@
 //! `crossclr new --videos` + `crossclr ingest` end to end through the binary, on videos the test
 //! makes with the ffmpeg tool: features per split with the right clips and widths, encoders
-//! recorded, a bad file skipped and named while the rest goes on, a rerun reusing what was
-//! staged, shards merging to the same features as one run, and training on the result.
+//! recorded, a bad file (and a bad manifest line) skipped and named while the rest goes on, a
+//! rerun reusing what was staged, shards merging to the same features as one run, and training
+//! on the result.
 
 use crate::support::crossclr;
 
@@ -74,10 +75,20 @@ fn ingest_encodes_clips_skips_the_bad_file_resumes_and_shards_merge() {
     let dir = tempfile::tempdir().unwrap();
     let (videos, captions) = collection(dir.path());
     let whole = new_project(dir.path(), "whole", &videos, &captions);
+    // A hand-edited line that is not JSON is named with its line, and the rest goes on.
+    let manifest = Path::new(&whole).join("manifest.jsonl");
+    let mut lines = std::fs::read_to_string(&manifest).unwrap();
+    let bad_line = lines.lines().count() + 1;
+    lines.push_str("{\"clip\": oops}\n");
+    std::fs::write(&manifest, lines).unwrap();
 
     let (ok, stdout, stderr) = crossclr(&["ingest", &whole, "--text", "hashed:64"]);
     assert!(ok, "ingest failed: {stderr}");
     assert!(stdout.contains("6 encoded now"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("manifest.jsonl:{bad_line}: not a manifest entry")),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("skipped broken") && stdout.contains("broken.mp4"),
         "the bad file is named: {stdout}"

@@ -139,7 +139,7 @@ fn csv_without_header_is_positional_and_hints_at_unquoted_commas() {
 }
 
 #[test]
-fn an_unclosed_csv_quote_is_reported_where_it_starts() {
+fn an_unclosed_csv_quote_is_reported_where_it_starts_and_the_lines_after_it_are_read() {
     let dir = tempfile::tempdir().unwrap();
     let mut text = String::from("video,caption\nv1,fine\nv2,\"never closed\n");
     for i in 0..30 {
@@ -147,8 +147,15 @@ fn an_unclosed_csv_quote_is_reported_where_it_starts() {
     }
     let path = write(dir.path(), "captions.csv", text);
     let captions = read(&path);
-    assert_eq!(captions.clips.len(), 1);
-    assert_problems(&captions, &[("line 3", "is a closing `\"` missing?")]);
+    assert_eq!(captions.clips.len(), 31);
+    assert_eq!(captions.clips[1].origin, Location::Line(4));
+    assert_problems(
+        &captions,
+        &[(
+            "line 3",
+            "the `\"` on line 3 opens a quoted field that is never closed",
+        )],
+    );
 }
 
 #[test]

@@ -350,6 +350,37 @@ fn bad_videos_are_skipped_with_key_and_reason() {
 }
 
 #[test]
+fn a_training_split_whose_videos_are_all_skipped_makes_no_project() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut videos = youcook2_videos();
+    for video in videos.iter_mut().filter(|v| v.split == "train") {
+        video.damage = Damage::NanInVideo;
+    }
+    let paths = write_coot(dir.path(), &videos);
+    let import = import_coot(&paths, 80, &mut |_, _| {}).unwrap();
+    assert!(
+        import
+            .skipped
+            .iter()
+            .any(|s| s.item == "split train" && s.reason.contains("all 8 of them")),
+        "{:#?}",
+        import.skipped
+    );
+    let mut config = crossclr::project::ProjectConfig::default();
+    config.source.kind = SourceKind::Coot;
+    import.configure(&mut config);
+    let project_dir = dir.path().join("yc2");
+    let message = import.write(&project_dir, config).unwrap_err().to_string();
+    assert!(
+        message.contains("training split `train` has no clips")
+            && message.contains("`val` (")
+            && message.contains("holds NaN"),
+        "{message}"
+    );
+    assert!(!project_dir.join("crossclr.toml").exists());
+}
+
+#[test]
 fn an_unreadable_h5_file_is_an_error_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let videos = youcook2_videos();

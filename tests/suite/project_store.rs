@@ -593,6 +593,14 @@ fn manifest_reports_each_bad_line_and_keeps_the_rest() {
         manifest.problems[0].to_string().split(':').next(),
         Some("line 2")
     );
+    // The position serde gives is within the line: a column, not a second "line".
+    assert!(
+        problems[0]
+            .1
+            .ends_with(&format!("at column {}", lines[1].len()))
+            && !problems[0].1.contains("line 1"),
+        "{problems:?}"
+    );
 }
 
 #[test]

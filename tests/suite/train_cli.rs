@@ -120,6 +120,24 @@ fn train_writes_a_run_refuses_to_overwrite_it_and_eval_reports_both_levels() {
         "{stdout}"
     );
 
+    // Nothing needs writing to show the metrics: where the embeddings cannot be kept (here a
+    // folder in their place, which even root cannot replace with a file), eval still prints
+    // the metrics and warns.
+    let embeddings = run_dir.join("embeddings.safetensors");
+    std::fs::remove_file(&embeddings).unwrap();
+    std::fs::create_dir_all(embeddings.join("in-the-way")).unwrap();
+    let (ok, stdout, stderr) = crossclr(&["eval", &project, "--run", "first"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("embeddings not kept") && stdout.contains("video → paragraph"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("warning: the embeddings were not written"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&embeddings).unwrap();
+
     // A missing split is named with the splits there are; the hint names a real setting or flag.
     let (ok, _, stderr) = crossclr(&["eval", &project, "--run", "first", "--split", "nope"]);
     assert!(!ok);

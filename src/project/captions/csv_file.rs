@@ -6,7 +6,7 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use csv::{ByteRecord, ReaderBuilder};
@@ -29,79 +29,143 @@ const POSITIONAL: [Field; 5] = [
 const MAX_RECORD_NEWLINES: usize = 16;
 
 pub(super) fn read(path: &Path) -> Result<Captions, ProjectError> {
-    let file = File::open(path).map_err(|e| ProjectError::io("open", path, e))?;
-    let mut reader = ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(LineCounter::new(file));
     let mut collector = Collector::default();
-    let mut record = ByteRecord::new();
     let mut columns: Option<Vec<Option<Field>>> = None;
     let mut ignored_columns = Vec::new();
     let mut first = true;
-    loop {
-        let more = reader
-            .read_byte_record(&mut record)
-            .map_err(|e| ProjectError::file(path, format!("cannot read the CSV: {e}")))?;
-        if !more {
-            break;
-        }
-        if record.iter().all(|cell| cell.trim_ascii().is_empty()) {
-            continue;
-        }
-        // csv's own record positions point before any blank lines that precede a record.
-        let start = record.position().map_or(0, |p| p.byte());
-        let line = reader.get_ref().line_of_record(start);
-        let inner_newlines = record
-            .iter()
-            .map(|cell| cell.iter().filter(|&&b| b == b'\n').count())
-            .sum::<usize>();
-        let location = Location::Line(line);
-        if first {
-            first = false;
-            if let Some(header) = header(&record) {
-                let header = header.map_err(|message| ProjectError::Line {
-                    path: path.to_path_buf(),
-                    line,
-                    message,
-                })?;
-                ignored_columns = record
-                    .iter()
-                    .zip(&header)
-                    .filter(|(_, field)| field.is_none())
-                    .map(|(name, _)| String::from_utf8_lossy(name).trim().to_string())
-                    .collect();
-                columns = Some(header);
+    // Where reading starts: the whole file, then after an unclosed quote the line after the one
+    // it opened on (the lines it swallowed are read again, as the records they are).
+    let mut resume: Option<(u64, usize)> = Some((0, 0));
+    while let Some((offset, lines_before)) = resume.take() {
+        let mut file = File::open(path).map_err(|e| ProjectError::io("open", path, e))?;
+        file.seek(SeekFrom::Start(offset))
+            .map_err(|e| ProjectError::io("read", path, e))?;
+        let mut reader = ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(LineCounter::new(file));
+        let mut record = ByteRecord::new();
+        loop {
+            let more = reader
+                .read_byte_record(&mut record)
+                .map_err(|e| ProjectError::file(path, format!("cannot read the CSV: {e}")))?;
+            if !more {
+                break;
+            }
+            if record.iter().all(|cell| cell.trim_ascii().is_empty()) {
                 continue;
             }
-        }
-        if inner_newlines > MAX_RECORD_NEWLINES {
-            collector.problem(
-                location,
-                format!(
-                    "a quoted field holds {inner_newlines} line breaks; is a closing `\"` \
-                     missing? (the lines after it were read as part of it, not as captions)"
-                ),
-            );
-            continue;
-        }
-        let checked = fields(&record, columns.as_deref())
-            .and_then(|raw| raw.check(location.clone()))
-            .map_err(|reason| {
-                // Without a header, an unquoted comma in a caption turns its tail into `start`.
-                let times = reason.contains("`start`") || reason.contains("`end`");
-                if columns.is_none() && times {
-                    format!("{reason} (a caption with commas must be in double quotes)")
-                } else {
-                    reason
+            // csv's own record positions point before any blank lines that precede a record.
+            let start = record.position().map_or(0, |p| p.byte());
+            let line = lines_before + reader.get_ref().line_of_record(start);
+            let inner_newlines = record
+                .iter()
+                .map(|cell| cell.iter().filter(|&&b| b == b'\n').count())
+                .sum::<usize>();
+            let location = Location::Line(line);
+            if first {
+                first = false;
+                if let Some(header) = header(&record) {
+                    let header = header.map_err(|message| ProjectError::Line {
+                        path: path.to_path_buf(),
+                        line,
+                        message,
+                    })?;
+                    ignored_columns = record
+                        .iter()
+                        .zip(&header)
+                        .filter(|(_, field)| field.is_none())
+                        .map(|(name, _)| String::from_utf8_lossy(name).trim().to_string())
+                        .collect();
+                    columns = Some(header);
+                    continue;
                 }
-            });
-        match checked {
-            Ok(clip) => collector.clips.push(clip),
-            Err(reason) => collector.problem(location, reason),
+            }
+            // The record holding the open quote is the last, and ends where the file does.
+            let end = reader.position().byte();
+            if let Some(unclosed) = reader.get_ref().unclosed
+                && (start..end).contains(&unclosed.offset)
+            {
+                let quote_line = lines_before + unclosed.line;
+                let last_line = lines_before + reader.get_ref().lines_read();
+                let again = match unclosed.next_line {
+                    Some(next) if quote_line < last_line => {
+                        resume = Some((offset + next, quote_line));
+                        if quote_line + 1 == last_line {
+                            format!("; line {last_line} after it is read again as a record")
+                        } else {
+                            format!(
+                                "; lines {}–{last_line} after it are read again as records",
+                                quote_line + 1
+                            )
+                        }
+                    }
+                    _ => String::new(),
+                };
+                collector.problem(
+                    location,
+                    format!(
+                        "the `\"` on line {quote_line} opens a quoted field that is never \
+                         closed (the file ends inside it); the entry is skipped{again}"
+                    ),
+                );
+                break;
+            }
+            if let Some(tail) = comma_separated_tail(&record) {
+                collector.problem(
+                    location,
+                    format!(
+                        "a quoted field runs over lines {line}–{} and holds a line with \
+                         comma-separated fields after a line break ({tail:?}); is a closing \
+                         `\"` missing? (those lines were read as part of it, not as captions; \
+                         a caption that really runs over lines must not hold such a line)",
+                        line + inner_newlines
+                    ),
+                );
+                continue;
+            }
+            if inner_newlines > MAX_RECORD_NEWLINES {
+                collector.problem(
+                    location,
+                    format!(
+                        "a quoted field holds {inner_newlines} line breaks; is a closing `\"` \
+                         missing? (the lines after it were read as part of it, not as captions)"
+                    ),
+                );
+                continue;
+            }
+            let checked = fields(&record, columns.as_deref())
+                .and_then(|raw| raw.check(location.clone()))
+                .map_err(|reason| {
+                    // Without a header, an unquoted comma in a caption turns its tail into `start`.
+                    let times = reason.contains("`start`") || reason.contains("`end`");
+                    if columns.is_none() && times {
+                        format!("{reason} (a caption with commas must be in double quotes)")
+                    } else {
+                        reason
+                    }
+                });
+            match checked {
+                Ok(clip) => collector.clips.push(clip),
+                Err(reason) => collector.problem(location, reason),
+            }
         }
     }
     Ok(collector.finish(path, CaptionFormat::Csv, ignored_columns))
+}
+
+/// The first line after a line break inside a field of `record` that holds a comma (shortened):
+/// the mark of a quote left open, which reads the records after it into one field.
+fn comma_separated_tail(record: &ByteRecord) -> Option<String> {
+    record.iter().find_map(|cell| {
+        cell.split(|&b| b == b'\n')
+            .skip(1)
+            .find(|line| line.contains(&b','))
+            .map(|line| {
+                let text = String::from_utf8_lossy(line.trim_ascii());
+                text.chars().take(60).collect()
+            })
+    })
 }
 
 /// The columns a first row names, if it is a header: `None` when it is data (it names no video
@@ -178,12 +242,44 @@ fn fields(record: &ByteRecord, columns: Option<&[Option<Field>]>) -> Result<RawC
 /// A reader that notes where the newlines it passes on are and which end blank lines, so the
 /// line a record starts on can be told. Only newlines the parser has not yet passed are kept
 /// (csv reads ahead a buffer's worth), so memory stays bounded whatever the file's length.
+///
+/// It also follows the quoting as csv reads it (RFC 4180: a `"` at the start of a field opens a
+/// quoted field, `""` inside is a quote, any other `"` closes it), to tell a quote still open
+/// when the file ends: csv takes the rest of the file into that field without a word.
 struct LineCounter<R> {
     inner: R,
     offset: u64,
     /// Whether the line being read so far holds anything but `\r`.
     line_has_content: bool,
     newlines: RefCell<Newlines>,
+    /// Every newline read so far.
+    newline_count: usize,
+    quoting: Quoting,
+    /// The quoted field open now: where it opened.
+    open: Option<Unclosed>,
+    /// Set at the end of the file when a quoted field is still open.
+    unclosed: Option<Unclosed>,
+}
+
+/// Where csv is in a record, as far as quotes go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Quoting {
+    FieldStart,
+    Unquoted,
+    Quoted,
+    /// A `"` inside a quoted field: a doubled quote if another follows, else the field's end.
+    QuoteInQuoted,
+}
+
+/// A quoted field that was opened and (at the end of the file) never closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Unclosed {
+    /// Of the opening `"`.
+    offset: u64,
+    /// 1-based, of the opening `"`.
+    line: usize,
+    /// The offset just after the first newline inside the field: where its next line starts.
+    next_line: Option<u64>,
 }
 
 #[derive(Default)]
@@ -201,6 +297,10 @@ impl<R> LineCounter<R> {
             offset: 0,
             line_has_content: false,
             newlines: RefCell::default(),
+            newline_count: 0,
+            quoting: Quoting::FieldStart,
+            open: None,
+            unclosed: None,
         }
     }
 
@@ -217,17 +317,62 @@ impl<R> LineCounter<R> {
         }
         newlines.passed + 1
     }
+
+    /// The lines read so far (a last line without a newline counts).
+    fn lines_read(&self) -> usize {
+        self.newline_count + usize::from(self.line_has_content)
+    }
+
+    fn follow_quotes(&mut self, at: u64, byte: u8) {
+        let ends_field = matches!(byte, b',' | b'\n' | b'\r');
+        self.quoting = match (self.quoting, byte) {
+            (Quoting::FieldStart, b'"') => {
+                self.open = Some(Unclosed {
+                    offset: at,
+                    line: self.newline_count + 1,
+                    next_line: None,
+                });
+                Quoting::Quoted
+            }
+            (Quoting::FieldStart | Quoting::Unquoted, _) if ends_field => Quoting::FieldStart,
+            (Quoting::FieldStart | Quoting::Unquoted, _) => Quoting::Unquoted,
+            (Quoting::Quoted, b'"') => Quoting::QuoteInQuoted,
+            (Quoting::Quoted, _) => {
+                if let Some(open) = &mut self.open
+                    && byte == b'\n'
+                    && open.next_line.is_none()
+                {
+                    open.next_line = Some(at + 1);
+                }
+                Quoting::Quoted
+            }
+            (Quoting::QuoteInQuoted, b'"') => Quoting::Quoted,
+            (Quoting::QuoteInQuoted, _) => {
+                self.open = None;
+                if ends_field {
+                    Quoting::FieldStart
+                } else {
+                    Quoting::Unquoted
+                }
+            }
+        };
+    }
 }
 
 impl<R: Read> Read for LineCounter<R> {
     fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buffer)?;
-        let newlines = self.newlines.get_mut();
+        if n == 0 && !buffer.is_empty() && self.quoting == Quoting::Quoted {
+            self.unclosed = self.open;
+        }
         for (i, &byte) in buffer[..n].iter().enumerate() {
+            let at = self.offset + i as u64;
+            self.follow_quotes(at, byte);
             match byte {
                 b'\n' => {
                     let blank = !self.line_has_content;
-                    newlines.ahead.push_back((self.offset + i as u64, blank));
+                    self.newlines.get_mut().ahead.push_back((at, blank));
+                    self.newline_count += 1;
                     self.line_has_content = false;
                 }
                 b'\r' => {}
@@ -257,6 +402,72 @@ mod tests {
                 other => panic!("{other:?}"),
             })
             .collect()
+    }
+
+    /// The captions (with their lines) and the problems (line, reason) read from `text`.
+    type ReadBack = (Vec<(String, usize)>, Vec<(usize, String)>);
+
+    fn read_text(text: &str) -> ReadBack {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.csv");
+        std::fs::write(&path, text).unwrap();
+        let captions = read(&path).unwrap();
+        let line = |location: &Location| match location {
+            Location::Line(line) => *line,
+            other => panic!("{other:?}"),
+        };
+        (
+            captions
+                .clips
+                .iter()
+                .map(|clip| (clip.caption.clone(), line(&clip.origin)))
+                .collect(),
+            captions
+                .problems
+                .iter()
+                .map(|problem| (line(&problem.location), problem.reason.clone()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn a_quote_left_open_to_the_end_is_reported_with_its_line_and_the_rest_is_read() {
+        let (clips, problems) = read_text(
+            "video,caption,start,end\nv1,\"unterminated quote,0,2\nv2,fine caption,0,4\n",
+        );
+        assert_eq!(clips, [("fine caption".to_string(), 3)]);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].0, 2);
+        assert!(
+            problems[0].1.contains("line 2") && problems[0].1.contains("never closed"),
+            "{problems:?}"
+        );
+
+        // On the last line, without a newline, and after a record that ran over lines.
+        let (clips, problems) = read_text("v,\"a\nb\"\nv,\"open");
+        assert_eq!(clips, [("a\nb".to_string(), 1)]);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].0, 3);
+        assert!(problems[0].1.contains("never closed"), "{problems:?}");
+    }
+
+    #[test]
+    fn a_quoted_field_that_swallows_records_is_reported_with_its_line() {
+        let (clips, problems) = read_text(
+            "video,caption,start,end\nv1,\"missing close,0,2\nv2,fine,0,4\nv3,\"ok\",1,2\n\
+             v4,last,0,1\n",
+        );
+        assert_eq!(clips, [("last".to_string(), 5)]);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].0, 2);
+        assert!(
+            problems[0].1.contains("lines 2–4") && problems[0].1.contains("v2,fine,0,4"),
+            "{problems:?}"
+        );
+        // A caption over two lines without such a tail is a caption.
+        let (clips, problems) = read_text("v1,\"one line\nand the next.\",0,2\n");
+        assert_eq!(clips, [("one line\nand the next.".to_string(), 1)]);
+        assert!(problems.is_empty(), "{problems:?}");
     }
 
     #[test]
