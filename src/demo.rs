@@ -90,6 +90,12 @@ pub enum DemoError {
     Encode(#[from] EncodeError),
     #[error(transparent)]
     Ingest(#[from] IngestError),
+    #[error("cannot remove the outdated demo project {}", dir.display())]
+    Remove {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("the demo's own video {video} failed to ingest: {reason}")]
     IngestFailed { video: String, reason: String },
     #[error(transparent)]
@@ -129,14 +135,34 @@ fn demo_settings(config: &mut ProjectConfig, seed: u64) {
     config.train.seed = seed;
     // A few hundred clips: small batches give the optimiser steps to take.
     config.train.batch_size = 8;
-    // The paper's queue of 5000 clip embeddings is 20 times the demo's ~220 training clips: it
-    // fills with stale copies of the anchors' own duplicates and the embeddings collapse
-    // (measured: val R@1 clip→sentence 4% with it, 32% without; see the README).
-    config.loss.queue = 0;
 }
 
 /// Makes (or finishes) the demo under `dir` and returns the project directory.
 pub fn make_demo(
+    dir: &Path,
+    settings: DemoSettings,
+    events: &ProgressSender<DemoEvent>,
+    cancel: &CancelToken,
+) -> Result<PathBuf, DemoError> {
+    match make_demo_once(dir, settings, events, cancel) {
+        // Made by a crossclr whose encoders differ (a descriptor of another width): the demo's
+        // project is generated data, so it is made again rather than refused.
+        Err(DemoError::Ingest(IngestError::StagedWithOther { earlier, now, .. })) => {
+            events.send_important(DemoEvent::Note(format!(
+                "the demo project was made with {earlier}; this crossclr uses {now}, so it is made again"
+            )));
+            let project = project_dir(dir);
+            std::fs::remove_dir_all(&project).map_err(|source| DemoError::Remove {
+                dir: project,
+                source,
+            })?;
+            make_demo_once(dir, settings, events, cancel)
+        }
+        other => other,
+    }
+}
+
+fn make_demo_once(
     dir: &Path,
     settings: DemoSettings,
     events: &ProgressSender<DemoEvent>,

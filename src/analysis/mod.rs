@@ -10,6 +10,8 @@
 
 pub mod audit;
 pub mod clusters;
+pub mod compare;
+pub mod demo_queries;
 mod error;
 pub mod export;
 pub mod graph;

@@ -16,6 +16,7 @@ use super::search_panel::{SearchState, search_ui};
 use super::settings::{ColourBy, Level, Modality, PruningScope, Settings, Space};
 use super::status_bar::status_ui;
 use super::thumbnails::{TextureCache, atlas_batches};
+use super::train_panel::{TrainPanel, train_ui};
 use crate::analysis::Matrix;
 use crate::analysis::audit::{
     AuditReport, AuditRequest, AuditScope, TruthChoice, audit, default_gammas,
@@ -23,7 +24,7 @@ use crate::analysis::audit::{
 use crate::analysis::clusters::{ClusterLabel, cluster_labels};
 use crate::analysis::negatives::loss_settings;
 use crate::analysis::negatives::{AnchorExplanation, NegativesRequest, Scope, explain_anchor};
-use crate::analysis::tsne::{Tsne, TsneConfig};
+use crate::analysis::tsne::{Init, Tsne, TsneConfig};
 use crate::analysis::{SearchIndex, project_points};
 use crate::demo::{DEMO_RUN, DemoEvent, DemoSettings, make_demo};
 use crate::jobs::progress_channel;
@@ -145,6 +146,11 @@ pub struct ExplorerApp {
     screenshot_requested: bool,
     /// Errors of finished jobs, newest last.
     pub problems: Vec<String>,
+    /// The Train panel: its form, its run's job and curves.
+    pub train: TrainPanel,
+    /// The layout shown before the project was reloaded (level, clip keys, positions): the
+    /// warm start of the next layout of the same clips, so a retrained map keeps its place.
+    previous_layout: Option<(Level, Vec<String>, Positions)>,
 }
 
 impl std::fmt::Debug for ExplorerApp {
@@ -211,6 +217,8 @@ impl ExplorerApp {
             settled_frames: 0,
             screenshot_requested: false,
             problems: Vec::new(),
+            train: TrainPanel::default(),
+            previous_layout: None,
         };
         app.start(&cc.egui_ctx);
         app
@@ -251,6 +259,14 @@ impl ExplorerApp {
     /// Opens the project in `dir` on a job: its points under the run's head, its manifest and
     /// its search index.
     pub fn load(&mut self, ctx: &egui::Context, dir: PathBuf, run: Option<RunName>) {
+        self.previous_layout = match (&self.scene, self.shown_level) {
+            (Some(scene), Some(level)) if scene.project_dir == dir => Some((
+                level,
+                scene.clips.iter().map(|c| c.key.clone()).collect(),
+                self.map.positions.clone(),
+            )),
+            _ => None,
+        };
         self.settings.remember(dir.clone());
         self.message = Some(format!("opening {}…", dir.display()));
         self.load_job = Some(Job::start(
@@ -299,6 +315,16 @@ impl ExplorerApp {
         let Some(scene) = self.scene.clone() else {
             return;
         };
+        let warm = self
+            .previous_layout
+            .take()
+            .and_then(|(previous, keys, positions)| {
+                let same_clips = previous == level
+                    && keys.len() == scene.clips.len()
+                    && keys.iter().zip(&scene.clips).all(|(k, c)| *k == c.key)
+                    && positions.len() == scene.count(level);
+                same_clips.then(|| positions.iter().flatten().copied().collect::<Vec<f32>>())
+            });
         if let Some((_, job)) = &self.layout_job {
             job.cancel.cancel();
         }
@@ -310,10 +336,16 @@ impl ExplorerApp {
             let perplexity = TsneConfig::default()
                 .perplexity
                 .min(((n.max(4) - 1) / 3) as f64);
+            // A warm start is already spread out: early exaggeration would only undo it.
+            let (init, early_iterations) = match warm {
+                Some(positions) => (Init::Positions(positions), 0),
+                None => (Init::default(), iterations.min(250)),
+            };
             let config = TsneConfig {
                 perplexity: perplexity.max(1.0),
                 iterations,
-                early_iterations: iterations.min(250),
+                early_iterations,
+                init,
                 ..TsneConfig::default()
             };
             let mut tsne = Tsne::new(matrix, config).map_err(|e| e.to_string())?;
@@ -1043,6 +1075,8 @@ impl ExplorerApp {
             if ui.button("fit").clicked() {
                 self.map.fit_pending = true;
             }
+            ui.separator();
+            ui.toggle_value(&mut self.settings.show_train, "train");
         });
     }
 
@@ -1165,13 +1199,25 @@ fn log_problem(problem: &str) {
 
 impl eframe::App for ExplorerApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        let frame_started = std::time::Instant::now();
         let ctx = ui.ctx().clone();
+        if let Some((dir, run)) = self.train.poll()
+            && self.load_job.is_none()
+        {
+            self.load(&ctx, dir, Some(run));
+        }
         self.poll_jobs(&ctx);
         self.poll_analysis_jobs();
         self.textures.poll(&ctx);
         self.frames.poll(&ctx);
         egui::Panel::top("toolbar").show(ui, |ui| self.toolbar_ui(ui));
         egui::Panel::bottom("status").show(ui, |ui| status_ui(ui, self));
+        if self.settings.show_train {
+            egui::Panel::bottom("train")
+                .resizable(false)
+                .exact_size(super::train_panel::PLOT_HEIGHT + 60.0)
+                .show(ui, |ui| train_ui(ui, self));
+        }
         egui::Panel::left("search")
             .default_size(300.0)
             .show(ui, |ui| {
@@ -1200,6 +1246,7 @@ impl eframe::App for ExplorerApp {
                 });
         }
         egui::CentralPanel::no_frame().show(ui, |ui| self.map_area_ui(ui));
+
         self.refresh_pruning(&ctx);
         if let Some(scene) = self.scene.clone() {
             self.frames.show(self.anchor, &scene, Self::repainter(&ctx));
@@ -1221,6 +1268,7 @@ impl eframe::App for ExplorerApp {
             // Jobs wake the UI when they report; this only keeps the progress bars moving.
             ctx.request_repaint_after(std::time::Duration::from_millis(250));
         }
+        self.train.note_frame(frame_started.elapsed().as_secs_f32());
     }
 
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
@@ -1266,6 +1314,7 @@ impl ExplorerApp {
         line!(&self.pruning_job);
         line!(&self.audit_job);
         line!(&self.frames.job);
+        line!(&self.train.job);
         lines
     }
 

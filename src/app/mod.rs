@@ -1,5 +1,5 @@
 //! The explorer: an eframe app (wgpu renderer only) on a project. The map (central panel) is
-//! drawn by `render`; search, the inspector and the status bar are one file each. All long work
+//! drawn by `render`; search, the inspector, the Train panel and the status bar are one file each. All long work
 //! — making the demo, loading and embedding the project, t-SNE, thumbnails, search — runs in
 //! [`jobs`] threads; the UI thread only drains their channels.
 
@@ -14,6 +14,7 @@ mod search_panel;
 pub mod settings;
 mod status_bar;
 pub mod thumbnails;
+pub mod train_panel;
 
 use std::path::PathBuf;
 

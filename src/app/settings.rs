@@ -108,6 +108,8 @@ pub struct Settings {
     /// Projects opened before, most recent first.
     pub recent_projects: Vec<PathBuf>,
     pub show_inspector: bool,
+    /// The Train panel's window is open.
+    pub show_train: bool,
 }
 
 impl Default for Settings {
@@ -125,6 +127,7 @@ impl Default for Settings {
             point_radius: 4.0,
             recent_projects: Vec::new(),
             show_inspector: true,
+            show_train: false,
         }
     }
 }

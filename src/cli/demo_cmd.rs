@@ -12,6 +12,7 @@ use super::eval_cmd::evaluate_and_print;
 use super::search_cmd::print_hits;
 use super::train_cmd::TrainPrinter;
 use crate::analysis::SearchIndex;
+use crate::analysis::demo_queries::{TOP, colour_shape_queries};
 use crate::app::{Launch, Startup};
 use crate::demo::{DEMO_RUN, DemoEvent, DemoSettings, default_demo_dir, make_demo};
 use crate::jobs::progress_channel;
@@ -31,6 +32,10 @@ pub struct DemoArgs {
     /// Training epochs.
     #[arg(long, default_value_t = DemoSettings::default().epochs)]
     pub epochs: usize,
+    /// Then search "a <colour> <shape>" for every pair the captions hold and print how many
+    /// find their clips among the best five (the demo's promise, measured).
+    #[arg(long)]
+    pub check: bool,
 }
 
 pub fn run(args: &DemoArgs) -> Result<()> {
@@ -39,12 +44,32 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         videos: args.videos,
         epochs: args.epochs,
     };
-    let project = demo_with_progress(&args.dir, settings)?;
-    writeln!(
-        std::io::stdout().lock(),
-        "demo project ready: {}",
-        project.display()
-    )?;
+    let project_dir = demo_with_progress(&args.dir, settings)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "demo project ready: {}", project_dir.display())?;
+    if args.check {
+        let project = Project::open(&project_dir)?;
+        let index = SearchIndex::open(&project, &RunName::new(DEMO_RUN)?)?;
+        let report = colour_shape_queries(&project, &index)?;
+        for pair in &report.pairs {
+            writeln!(
+                out,
+                "  {:<24} found {} in the top {TOP} (needed {}, of {} clips){}",
+                format!("{:?}", pair.query),
+                pair.found,
+                pair.needed,
+                pair.clips,
+                if pair.passed() { "" } else { "  ✗" }
+            )?;
+        }
+        writeln!(
+            out,
+            "colour × shape queries: {} of {} pairs ({:.0}%) find min(3, their clips) in the top {TOP}",
+            report.passed(),
+            report.pairs.len(),
+            100.0 * report.share()
+        )?;
+    }
     Ok(())
 }
 

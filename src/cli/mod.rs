@@ -1,6 +1,7 @@
 //! The command line: `crossclr <command>`. Each command lives in its own file.
 
 mod analysis_common;
+mod compare_cmd;
 mod demo_cmd;
 mod eval_cmd;
 mod explore_cmd;
@@ -64,6 +65,9 @@ pub enum Command {
     Negatives(negatives_cmd::NegativesArgs),
     /// The clips nearest to one clip, in input or joint space.
     Neighbours(neighbours_cmd::NeighboursArgs),
+    /// Two runs of a project side by side: retrieval tables, per-clip rank changes, how much
+    /// their nearest clips agree.
+    Compare(compare_cmd::CompareArgs),
     /// A run's embeddings and per-clip figures as Parquet or for the Embedding Projector.
     Export(export_cmd::ExportArgs),
 }
@@ -93,5 +97,6 @@ pub(crate) fn dispatch(command: Option<Command>) -> Result<()> {
         Command::Negatives(args) => negatives_cmd::run(&args),
         Command::Neighbours(args) => neighbours_cmd::run(&args),
         Command::Export(args) => export_cmd::run(&args),
+        Command::Compare(args) => compare_cmd::run(&args),
     }
 }

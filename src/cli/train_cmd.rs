@@ -10,6 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::crossclr::{LossKind, Mode};
 use crate::jobs::{CancelToken, progress_channel};
 use crate::model::{DeviceKind, HeadKind};
+use crate::project::config::Preset;
 use crate::project::{Project, ProjectConfig, RunName};
 use crate::train::{
     EpochRecord, Outcome, PreparedRun, RunRequest, RunSummary, TrainEvent, default_run_name,
@@ -19,12 +20,28 @@ use crate::train::{
 pub struct TrainArgs {
     /// The project directory.
     pub project: PathBuf,
+    /// Start from a named preset's loss, head width and schedule instead of the project's
+    /// (`paper-youcook2`, `paper-lsmdc`: the paper's exact values); the flags below override it.
+    #[arg(long, value_enum)]
+    pub preset: Option<Preset>,
     /// The loss (default: the project's `loss.kind`).
     #[arg(long, value_enum)]
     pub loss: Option<LossKind>,
     /// CrossCLR mode (default: the project's `loss.mode`).
     #[arg(long, value_enum)]
     pub mode: Option<Mode>,
+    /// Temperature τ of the logits (default: the project's `loss.tau`).
+    #[arg(long, allow_negative_numbers = true)]
+    pub tau: Option<f64>,
+    /// Temperature κ of CrossCLR's sample weights (default: the project's `loss.kappa`).
+    #[arg(long, allow_negative_numbers = true)]
+    pub kappa: Option<f64>,
+    /// Weight λ of CrossCLR's intra-modal negatives (default: the project's `loss.lambda`).
+    #[arg(long, allow_negative_numbers = true)]
+    pub lambda: Option<f64>,
+    /// CrossCLR's pruning threshold γ (default: the project's `loss.gamma`).
+    #[arg(long, allow_negative_numbers = true)]
+    pub gamma: Option<f64>,
     /// The embedding head (default: the project's `model.head`).
     #[arg(long, value_enum)]
     pub head: Option<HeadKind>,
@@ -54,7 +71,20 @@ pub struct TrainArgs {
 /// The project's settings with the command line's overrides.
 fn settings(project: &Project, args: &TrainArgs) -> ProjectConfig {
     let mut config = project.config().clone();
+    if let Some(preset) = args.preset {
+        preset.apply(&mut config);
+    }
     let (loss, train) = (&mut config.loss, &mut config.train);
+    for (flag, value) in [
+        (args.tau, &mut loss.tau),
+        (args.kappa, &mut loss.kappa),
+        (args.lambda, &mut loss.lambda),
+        (args.gamma, &mut loss.gamma),
+    ] {
+        if let Some(flag) = flag {
+            *value = flag;
+        }
+    }
     if let Some(kind) = args.loss {
         loss.kind = kind;
     }
@@ -211,6 +241,7 @@ impl TrainPrinter {
                 steps,
                 loss,
                 lr,
+                ..
             } => {
                 self.bar
                     .set_prefix(format!("epoch {epoch}/{}", self.epochs));

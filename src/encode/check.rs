@@ -25,7 +25,7 @@ mod tests {
     #[test]
     fn live_encoders_match_what_they_recorded() {
         let live = live_encoders(&DescriptorVisualEncoder, &HashedTextEncoder::default());
-        assert_eq!(live.video, spec("descriptor", 199));
+        assert_eq!(live.video, spec("descriptor", 217));
         assert_eq!(live.text, spec("hashed", 512));
         assert_eq!(check_encoders(&live, &live, "live encoders"), Ok(()));
     }

@@ -121,11 +121,11 @@ mod tests {
     #[test]
     fn a_mismatch_names_side_encoders_and_dims() {
         let project = EncodersSection {
-            video: spec("descriptor", 199),
+            video: spec("descriptor", 217),
             text: spec("minilm", 384),
         };
         let checkpoint = EncodersSection {
-            video: spec("descriptor", 199),
+            video: spec("descriptor", 217),
             text: spec("hashed", 512),
         };
         let error = check_encoders(&project, &checkpoint, "checkpoint").unwrap_err();

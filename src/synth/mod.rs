@@ -245,12 +245,10 @@ pub fn generate(config: &SynthConfig) -> Vec<SynthSplit> {
 }
 
 impl SynthConfig {
-    /// Model and training settings sized for this data: the paper's loss settings, a narrower
-    /// COOT head, batches of 16 videos, one warm-up epoch and a queue shorter than the training
-    /// set (a 5000-slot queue over 700 clips would hold every clip several times).
+    /// Model and training settings sized for this data: the default loss settings, a narrower
+    /// COOT head, batches of 16 videos, one warm-up epoch.
     pub fn suggested_settings(&self) -> ProjectConfig {
         let mut config = ProjectConfig::default();
-        let train_clips = self.videos[0] * (self.clips.0 + self.clips.1) / 2;
         config.model.attention_dim = if self.video_dim >= 128 { 128 } else { 64 };
         config.model.joint_dim = config.model.attention_dim;
         config.model.local_heads = 4;
@@ -259,7 +257,6 @@ impl SynthConfig {
         config.train.warmup_epochs = 1;
         config.train.epochs = 12;
         config.train.seed = self.seed;
-        config.loss.queue = (train_clips / 2).next_power_of_two().min(5000);
         config
     }
 }

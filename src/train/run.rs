@@ -85,7 +85,12 @@ pub enum TrainEvent {
         epoch: usize,
         step: usize,
         steps: usize,
+        /// `loss_local + global_weight · loss_global`.
         loss: f64,
+        loss_local: f64,
+        loss_global: f64,
+        /// The step's fraction of candidate negatives pruned, both levels and directions.
+        pruned: f64,
         lr: f64,
     },
     Validating {
@@ -338,12 +343,14 @@ pub fn train(
             }
             let grads = report.total.backward()?;
             optimizer.step(&grads)?;
+            let (loss_local, loss_global) =
+                (scalar(&report.local.loss)?, scalar(&report.global.loss)?);
+            let pruned = 0.5 * (report.local.pruned_fraction() + report.global.pruned_fraction());
             let accumulated = &mut progress.accumulated;
             accumulated.loss += loss;
-            accumulated.local += scalar(&report.local.loss)?;
-            accumulated.global += scalar(&report.global.loss)?;
-            accumulated.pruned +=
-                0.5 * (report.local.pruned_fraction() + report.global.pruned_fraction());
+            accumulated.local += loss_local;
+            accumulated.global += loss_global;
+            accumulated.pruned += pruned;
             accumulated.steps += 1;
             seconds += started.elapsed().as_secs_f64();
             events.send(TrainEvent::Step {
@@ -351,6 +358,9 @@ pub fn train(
                 step: b + 1,
                 steps: batches.len(),
                 loss,
+                loss_local,
+                loss_global,
+                pruned,
                 lr,
             });
         }

@@ -34,8 +34,9 @@ fn strings(list: &Value) -> Vec<String> {
 }
 
 /// A synthetic project (text features renamed to the `hashed:40` encoder, so typed queries can be
-/// encoded) with two trained runs: `paper` (2 epochs, paper mode, its queue) and `official`
-/// (1 epoch, official mode, a queue that starts from seeded noise). Made once for the module.
+/// encoded) with two trained runs: `paper` (2 epochs, paper mode, the paper's κ, a queue of 512)
+/// and `official` (1 epoch, official mode, a queue that starts from seeded noise). Made once for
+/// the module.
 fn trained() -> &'static Path {
     static PROJECT: OnceLock<PathBuf> = OnceLock::new();
     PROJECT.get_or_init(|| {
@@ -58,10 +59,12 @@ fn trained() -> &'static Path {
         std::fs::write(&settings, renamed).unwrap();
         for args in [
             [
-                "--epochs", "2", "--seed", "3", "--run", "paper", "--mode", "paper",
+                "--epochs", "2", "--seed", "3", "--run", "paper", "--mode", "paper", "--queue",
+                "512", "--kappa", "0.0035",
             ],
             [
                 "--epochs", "1", "--seed", "5", "--run", "official", "--mode", "official",
+                "--queue", "512", "--kappa", "0.0035",
             ],
         ] {
             let mut all = vec!["train", dir];

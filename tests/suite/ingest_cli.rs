@@ -175,11 +175,43 @@ fn demo_renders_ingests_trains_and_search_finds_clips_of_the_query() {
             .lines()
             .count()
     );
-    // A second run finds everything done and changes nothing.
+    // A second run finds everything done and changes nothing; --check measures the demo's
+    // promise: typed colour × shape queries against the captions' own words.
     let checkpoint = std::fs::read(project.join("runs/demo/checkpoint.safetensors")).unwrap();
-    let (ok, stdout, stderr) = crossclr(&["demo", demo_arg, "--videos", "12", "--epochs", "2"]);
+    let (ok, stdout, stderr) = crossclr(&[
+        "demo", demo_arg, "--videos", "12", "--epochs", "2", "--check",
+    ]);
     assert!(ok, "second demo failed: {stderr}");
     assert!(!stdout.contains("epoch"), "no retraining: {stdout}");
+    let pair_lines: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains(" in the top 5 (needed "))
+        .collect();
+    let summary = stdout
+        .lines()
+        .find(|l| l.starts_with("colour × shape queries: "))
+        .unwrap_or_else(|| panic!("no summary line: {stdout}"));
+    let numbers: Vec<usize> = summary
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let (passed, pairs) = (numbers[0], numbers[1]);
+    assert_eq!(pairs, pair_lines.len(), "{stdout}");
+    assert!(
+        pairs >= 5,
+        "12 videos hold several colour × shape pairs: {stdout}"
+    );
+    assert_eq!(
+        passed,
+        pair_lines.iter().filter(|l| !l.ends_with('✗')).count(),
+        "{stdout}"
+    );
+    assert!(
+        pair_lines
+            .iter()
+            .any(|l| l.starts_with("  \"a ") || l.starts_with("  \"an ")),
+        "{stdout}"
+    );
     assert_eq!(
         std::fs::read(project.join("runs/demo/checkpoint.safetensors")).unwrap(),
         checkpoint

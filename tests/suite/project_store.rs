@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use crossclr::project::config::{HeadKind, LossKind, Mode, ProjectConfig, SourceKind};
+use crossclr::project::config::{HeadKind, LossKind, Mode, Preset, ProjectConfig, SourceKind};
 use crossclr::project::features::SequenceError;
 use crossclr::project::manifest::{read_manifest, write_manifest};
 use crossclr::project::{
@@ -382,7 +382,7 @@ fn a_failed_save_leaves_the_previous_file_intact() {
 }
 
 #[test]
-fn config_defaults_are_the_papers_and_every_key_is_written() {
+fn config_defaults_are_the_recommended_loss_and_the_papers_schedule_and_every_key_is_written() {
     let config = ProjectConfig::default();
     assert_eq!(config.project.version, 1);
     assert_eq!(config.model.head, HeadKind::Mlp);
@@ -390,8 +390,27 @@ fn config_defaults_are_the_papers_and_every_key_is_written() {
     assert_eq!(config.loss.kind, LossKind::Crossclr);
     assert_eq!(config.loss.mode, Mode::Paper);
     assert_eq!(config.loss.tau, 0.03);
-    assert_eq!(config.loss.kappa, 0.0035);
-    assert_eq!(config.loss.queue, 5000);
+    // The recommended loss: the paper's but for softer weights and no queue (README).
+    assert_eq!(config.loss.kappa, 0.1);
+    assert_eq!(config.loss.lambda, 0.8);
+    assert_eq!(config.loss.gamma, 0.9);
+    assert_eq!(config.loss.queue, 0);
+    let mut paper = config.clone();
+    Preset::PaperYoucook2.apply(&mut paper);
+    assert_eq!((paper.loss.kappa, paper.loss.queue), (0.0035, 5000));
+    let mut lsmdc = config.clone();
+    Preset::PaperLsmdc.apply(&mut lsmdc);
+    assert_eq!(
+        (lsmdc.loss.kappa, lsmdc.loss.lambda, lsmdc.loss.queue),
+        (0.0055, 0.65, 3000)
+    );
+    assert_eq!(
+        (lsmdc.model.attention_dim, lsmdc.model.local_heads),
+        (768, 16)
+    );
+    let mut recommended = paper.clone();
+    Preset::Recommended.apply(&mut recommended);
+    assert_eq!(recommended, config, "the recommended preset is the default");
     assert_eq!(config.train.lr, 7e-4);
     assert_eq!(config.train.beta1, 0.56);
     assert_eq!(config.train.report_split, "test");
@@ -467,7 +486,7 @@ fn an_old_config_with_missing_keys_loads_with_defaults() {
     assert_eq!(config.project.name, "old");
     assert_eq!(config.project.version, 1);
     assert_eq!(config.loss.tau, 0.05);
-    assert_eq!(config.loss.kappa, 0.0035);
+    assert_eq!(config.loss.kappa, 0.1);
     assert_eq!(config.train, ProjectConfig::default().train);
 }
 

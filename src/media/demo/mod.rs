@@ -18,7 +18,9 @@ mod vocabulary;
 
 pub use plan::{Concept, DemoClip, DemoConfig, DemoVideo, plan};
 pub use render::{CAPTIONS_FILE, CollectionSummary, video_path, write_collection};
-pub use vocabulary::{Background, Colour, Motion, Shape, Size, Texture};
+pub use vocabulary::{
+    BACKGROUNDS, Background, COLOURS, Colour, Motion, SHAPES, Shape, Size, Texture,
+};
 
 #[cfg(test)]
 mod tests {

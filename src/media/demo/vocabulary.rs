@@ -55,14 +55,14 @@ pub enum Background {
     Static,
 }
 
-pub(super) const SHAPES: [Shape; 5] = [
+pub const SHAPES: [Shape; 5] = [
     Shape::Circle,
     Shape::Ring,
     Shape::Square,
     Shape::Triangle,
     Shape::Star,
 ];
-pub(super) const COLOURS: [Colour; 7] = [
+pub const COLOURS: [Colour; 7] = [
     Colour::Red,
     Colour::Green,
     Colour::Blue,
@@ -83,7 +83,7 @@ pub(super) const MOTIONS: [Motion; 8] = [
     Motion::Grow,
     Motion::Shrink,
 ];
-pub(super) const BACKGROUNDS: [Background; 5] = [
+pub const BACKGROUNDS: [Background; 5] = [
     Background::Dark,
     Background::Light,
     Background::Sky,
@@ -92,7 +92,7 @@ pub(super) const BACKGROUNDS: [Background; 5] = [
 ];
 
 impl Shape {
-    pub(super) fn words(self) -> &'static [&'static str] {
+    pub fn words(self) -> &'static [&'static str] {
         match self {
             Shape::Circle => &["circle", "ball", "disc"],
             Shape::Ring => &["ring", "hoop", "donut"],
@@ -109,7 +109,7 @@ impl Shape {
 }
 
 impl Colour {
-    pub(super) fn words(self) -> &'static [&'static str] {
+    pub fn words(self) -> &'static [&'static str] {
         match self {
             Colour::Red => &["red", "crimson", "scarlet"],
             Colour::Green => &["green", "emerald"],
@@ -135,7 +135,7 @@ impl Colour {
 }
 
 impl Size {
-    pub(super) fn words(self) -> &'static [&'static str] {
+    pub fn words(self) -> &'static [&'static str] {
         match self {
             Size::Small => &["small", "little", "tiny"],
             Size::Large => &["large", "big", "huge"],
@@ -152,7 +152,7 @@ impl Size {
 }
 
 impl Texture {
-    pub(super) fn words(self) -> &'static [&'static str] {
+    pub fn words(self) -> &'static [&'static str] {
         match self {
             Texture::Solid => &["plain", "solid"],
             Texture::Striped => &["striped", "stripy"],
@@ -162,7 +162,7 @@ impl Texture {
 }
 
 impl Motion {
-    pub(super) fn phrases(self) -> &'static [&'static str] {
+    pub fn phrases(self) -> &'static [&'static str] {
         match self {
             Motion::Left => &[
                 "drifts left",
@@ -187,7 +187,7 @@ impl Motion {
 }
 
 impl Background {
-    pub(super) fn phrases(self) -> &'static [&'static str] {
+    pub fn phrases(self) -> &'static [&'static str] {
         match self {
             Background::Dark => &["on a dark background", "against black"],
             Background::Light => &["on a light background", "against a pale backdrop"],

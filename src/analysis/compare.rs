@@ -1,0 +1,290 @@
+//! Two runs of one project side by side, on one split: their retrieval tables, how each clip's
+//! rank of its own sentence moved from the first run to the second, and how much their joint
+//! spaces agree about each clip's nearest clips (`crossclr compare`, the app's compare view).
+
+use candle_core::Device;
+use serde::Serialize;
+
+use super::AnalysisError;
+use super::rank::UnitRows;
+use crate::jobs::CancelToken;
+use crate::project::{Project, RunEmbeddings, RunName};
+use crate::train::{RetrievalReport, evaluate_run};
+
+/// Neighbours compared per clip.
+pub const OVERLAP_K: usize = 10;
+/// Clips listed per direction of the largest rank changes.
+pub const LARGEST_MOVES: usize = 10;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ComparedRun {
+    pub run: String,
+    /// The checkpoint's epoch (1-based).
+    pub epoch: usize,
+    pub report: RetrievalReport,
+}
+
+/// One clip under both runs. Ranks are 1-based ranks of the clip's own sentence among the split's
+/// sentences (clip → sentence, ties counted against it, as `eval` counts them).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClipChange {
+    pub key: String,
+    pub caption: Option<String>,
+    pub rank_first: usize,
+    pub rank_second: usize,
+    /// Of the clip's [`OVERLAP_K`] nearest clips in each run's joint space, how many are the same.
+    pub shared_neighbours: usize,
+}
+
+impl ClipChange {
+    /// Positive when the second run ranks the clip's sentence higher.
+    pub fn gain(&self) -> i64 {
+        self.rank_first as i64 - self.rank_second as i64
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RankSummary {
+    /// Clips whose sentence the second run ranks higher, lower, the same.
+    pub better: usize,
+    pub worse: usize,
+    pub same: usize,
+    /// Clips retrieved first (R@1) by one run and not the other.
+    pub gained_top1: usize,
+    pub lost_top1: usize,
+    /// The largest gains and losses, largest first.
+    pub largest_gains: Vec<ClipChange>,
+    pub largest_losses: Vec<ClipChange>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OverlapSummary {
+    pub k: usize,
+    /// Mean share of shared neighbours over the split's clips, in [0, 1].
+    pub mean: f64,
+    /// `histogram[s]`: clips sharing exactly `s` of their `k` nearest clips.
+    pub histogram: Vec<usize>,
+}
+
+/// `crossclr compare --json` prints this object.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunComparison {
+    pub split: String,
+    pub clips: usize,
+    pub videos: usize,
+    pub first: ComparedRun,
+    pub second: ComparedRun,
+    pub ranks: RankSummary,
+    pub overlap: OverlapSummary,
+    /// Every clip of the split, in the split's order.
+    pub per_clip: Vec<ClipChange>,
+}
+
+/// Compares runs `first` and `second` on `split` (default: the report split, else the val split).
+/// Both are embedded afresh from their best checkpoints; nothing is written.
+pub fn compare_runs(
+    project: &Project,
+    first: &RunName,
+    second: &RunName,
+    split: Option<&str>,
+    cancel: &CancelToken,
+) -> Result<RunComparison, AnalysisError> {
+    if first == second {
+        return Err(AnalysisError::Settings(format!(
+            "both runs are `{first}`: name two different runs of the project"
+        )));
+    }
+    let device = Device::Cpu;
+    let a = evaluate_run(project, first, split, &device)?;
+    if cancel.is_cancelled() {
+        return Err(AnalysisError::Cancelled);
+    }
+    let b = evaluate_run(project, second, Some(&a.split), &device)?;
+    if cancel.is_cancelled() {
+        return Err(AnalysisError::Cancelled);
+    }
+    let manifest = project.read_manifest()?;
+    let caption_of: std::collections::HashMap<&str, Option<&String>> = manifest
+        .entries
+        .iter()
+        .map(|e| (e.clip.as_str(), e.caption.as_ref()))
+        .collect();
+    let ranks_a = sentence_ranks(&a.embeddings);
+    let ranks_b = sentence_ranks(&b.embeddings);
+    let neighbours_a = nearest_clips(&a.embeddings, OVERLAP_K, cancel)?;
+    let neighbours_b = nearest_clips(&b.embeddings, OVERLAP_K, cancel)?;
+    let per_clip: Vec<ClipChange> = a
+        .embeddings
+        .clip_keys
+        .iter()
+        .enumerate()
+        .map(|(i, key)| ClipChange {
+            key: key.clone(),
+            caption: caption_of.get(key.as_str()).copied().flatten().cloned(),
+            rank_first: ranks_a[i] + 1,
+            rank_second: ranks_b[i] + 1,
+            shared_neighbours: neighbours_a[i]
+                .iter()
+                .filter(|n| neighbours_b[i].contains(n))
+                .count(),
+        })
+        .collect();
+    let k = OVERLAP_K.min(per_clip.len().saturating_sub(1));
+    let mut histogram = vec![0; k + 1];
+    for change in &per_clip {
+        histogram[change.shared_neighbours.min(k)] += 1;
+    }
+    let overlap = OverlapSummary {
+        k,
+        mean: if k == 0 {
+            1.0
+        } else {
+            per_clip
+                .iter()
+                .map(|c| c.shared_neighbours as f64 / k as f64)
+                .sum::<f64>()
+                / per_clip.len() as f64
+        },
+        histogram,
+    };
+    Ok(RunComparison {
+        split: a.split.clone(),
+        clips: a.clips,
+        videos: a.videos,
+        ranks: rank_summary(&per_clip),
+        overlap,
+        first: ComparedRun {
+            run: first.to_string(),
+            epoch: a.epoch,
+            report: a.report,
+        },
+        second: ComparedRun {
+            run: second.to_string(),
+            epoch: b.epoch,
+            report: b.report,
+        },
+        per_clip,
+    })
+}
+
+fn rank_summary(per_clip: &[ClipChange]) -> RankSummary {
+    let count = |f: &dyn Fn(&ClipChange) -> bool| per_clip.iter().filter(|c| f(c)).count();
+    // Stable sorts over the split's order: equal gains keep the clips' order.
+    let mut gains: Vec<&ClipChange> = per_clip.iter().filter(|c| c.gain() > 0).collect();
+    gains.sort_by_key(|c| std::cmp::Reverse(c.gain()));
+    let mut losses: Vec<&ClipChange> = per_clip.iter().filter(|c| c.gain() < 0).collect();
+    losses.sort_by_key(|c| c.gain());
+    let first = |list: Vec<&ClipChange>| list.into_iter().take(LARGEST_MOVES).cloned().collect();
+    RankSummary {
+        better: count(&|c| c.gain() > 0),
+        worse: count(&|c| c.gain() < 0),
+        same: count(&|c| c.gain() == 0),
+        gained_top1: count(&|c| c.rank_second == 1 && c.rank_first > 1),
+        lost_top1: count(&|c| c.rank_first == 1 && c.rank_second > 1),
+        largest_gains: first(gains),
+        largest_losses: first(losses),
+    }
+}
+
+/// Each clip's 0-based rank of its own sentence among all sentences, ties counted against it.
+fn sentence_ranks(embeddings: &RunEmbeddings) -> Vec<usize> {
+    let clips = UnitRows::from_matrix(&embeddings.clip);
+    let sentences = UnitRows::from_matrix(&embeddings.sentence);
+    (0..clips.rows())
+        .map(|i| {
+            let query = clips.row(i);
+            let dot =
+                |j: usize| -> f32 { query.iter().zip(sentences.row(j)).map(|(x, y)| x * y).sum() };
+            let own = dot(i);
+            (0..sentences.rows())
+                .filter(|&j| j != i && dot(j) >= own)
+                .count()
+        })
+        .collect()
+}
+
+/// Each clip's `k` nearest other clips by the cosine of its clip embedding.
+fn nearest_clips(
+    embeddings: &RunEmbeddings,
+    k: usize,
+    cancel: &CancelToken,
+) -> Result<Vec<Vec<usize>>, AnalysisError> {
+    let clips = UnitRows::from_matrix(&embeddings.clip);
+    let mut lists = Vec::with_capacity(clips.rows());
+    for i in 0..clips.rows() {
+        if i % 256 == 0 && cancel.is_cancelled() {
+            return Err(AnalysisError::Cancelled);
+        }
+        lists.push(
+            clips
+                .top_k(clips.row(i), k, |j| j == i)
+                .into_iter()
+                .map(|(j, _)| j)
+                .collect(),
+        );
+    }
+    Ok(lists)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(key: &str, first: usize, second: usize) -> ClipChange {
+        ClipChange {
+            key: key.into(),
+            caption: None,
+            rank_first: first,
+            rank_second: second,
+            shared_neighbours: 0,
+        }
+    }
+
+    #[test]
+    fn rank_summary_counts_moves_and_lists_the_largest_first() {
+        let clips = [
+            change("a", 5, 1),
+            change("b", 1, 3),
+            change("c", 2, 2),
+            change("d", 9, 2),
+            change("e", 1, 1),
+        ];
+        let summary = rank_summary(&clips);
+        assert_eq!((summary.better, summary.worse, summary.same), (2, 1, 2));
+        assert_eq!((summary.gained_top1, summary.lost_top1), (1, 1));
+        let keys = |list: &[ClipChange]| list.iter().map(|c| c.key.clone()).collect::<Vec<_>>();
+        assert_eq!(keys(&summary.largest_gains), ["d", "a"]);
+        assert_eq!(keys(&summary.largest_losses), ["b"]);
+    }
+
+    #[test]
+    fn sentence_ranks_count_ties_against_the_clip() {
+        let matrix = |data: Vec<f32>| crate::project::EmbeddingMatrix {
+            rows: 3,
+            cols: 2,
+            data,
+        };
+        let embeddings = RunEmbeddings {
+            run: "r".into(),
+            split: "val".into(),
+            epoch: 1,
+            clip_keys: vec!["a".into(), "b".into(), "c".into()],
+            video_keys: vec!["v".into()],
+            clip: matrix(vec![1.0, 0.0, 0.0, 1.0, 1.0, 0.0]),
+            sentence: matrix(vec![1.0, 0.0, 1.0, 0.0, 0.0, 1.0]),
+            video: crate::project::EmbeddingMatrix {
+                rows: 1,
+                cols: 2,
+                data: vec![1.0, 0.0],
+            },
+            paragraph: crate::project::EmbeddingMatrix {
+                rows: 1,
+                cols: 2,
+                data: vec![1.0, 0.0],
+            },
+        };
+        // Clip a ties with sentence b (rank 1); clip b is orthogonal to its own sentence but
+        // matches sentence c (rank 2); clip c's sentence is orthogonal to it (rank 2: a, b beat it).
+        assert_eq!(sentence_ranks(&embeddings), [1, 2, 2]);
+    }
+}
