@@ -747,3 +747,38 @@ fn a_failed_import_write_removes_what_it_wrote() {
     assert!(empty.is_dir());
     assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0);
 }
+
+#[test]
+fn safetensors_headers_that_claim_more_than_the_file_holds_are_refused_before_allocating() {
+    let dir = tempfile::tempdir().unwrap();
+    // The 8-byte little-endian header length, then a few bytes of "header".
+    let lying = |claimed: u64| {
+        let mut bytes = claimed.to_le_bytes().to_vec();
+        bytes.extend_from_slice(b"{\"__metadata__\":{}}");
+        bytes
+    };
+    let started = std::time::Instant::now();
+    for (i, claimed) in [u64::MAX, 1 << 40, 99_000_000, 1_000_000_000, 20]
+        .iter()
+        .enumerate()
+    {
+        let path = dir.path().join(format!("{i}.safetensors"));
+        std::fs::write(&path, lying(*claimed)).unwrap();
+        let features = SplitFeatures::load(&path).unwrap_err().to_string();
+        assert!(features.contains(&format!("{i}.safetensors")), "{features}");
+        let embeddings = crossclr::project::RunEmbeddings::load(&path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            embeddings.contains(&format!("{i}.safetensors")),
+            "{embeddings}"
+        );
+        assert!(
+            features.to_lowercase().contains("header")
+                && embeddings.to_lowercase().contains("header"),
+            "{features} / {embeddings}"
+        );
+    }
+    // Refused from the 8 bytes, not after reserving what they claim (up to 16 EiB).
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+}
