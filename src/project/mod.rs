@@ -14,6 +14,8 @@ mod error;
 pub mod features;
 pub mod import;
 pub mod manifest;
+#[cfg(test)]
+mod mutation_tests;
 pub mod runs;
 pub mod video_folder;
 pub mod videos;
