@@ -29,7 +29,8 @@ pub struct IngestArgs {
     #[arg(long)]
     pub text: Option<String>,
     /// Frames sampled evenly from each clip: 1 to 256 (every frame is a stored feature row; the
-    /// heads attend over at most model.max_frames of them, 80 by default).
+    /// heads attend over at most model.max_frames of them, 80 by default), and never more than
+    /// the clip holds (its length × the frame rate).
     #[arg(long, default_value_t = 8)]
     pub frames_per_clip: usize,
     /// Decoding threads (default: one per core).
@@ -72,6 +73,7 @@ pub fn run(args: &IngestArgs) -> Result<()> {
     print_report(
         &args.project.display().to_string(),
         &report,
+        args.frames_per_clip,
         &*visual,
         &*text,
     );
@@ -114,6 +116,7 @@ fn ingest_with_progress(
 fn print_report(
     dir: &str,
     report: &IngestReport,
+    frames_per_clip: usize,
     visual: &dyn VisualEncoder,
     text: &dyn TextEncoder,
 ) {
@@ -133,6 +136,12 @@ fn print_report(
         text.name(),
         text.dim()
     );
+    if report.temporaries_removed > 0 {
+        println!(
+            "  removed {} temporary files an interrupted run left behind",
+            report.temporaries_removed
+        );
+    }
     if !report.manifest_problems.is_empty() {
         println!(
             "  {} lines of manifest.jsonl skipped (the other lines are ingested):",
@@ -144,6 +153,27 @@ fn print_report(
     }
     for (video, reason) in &report.failed {
         println!("  skipped {video}: {reason}");
+    }
+    if !report.clip_notes.is_empty() {
+        let skipped = report.clip_notes.iter().filter(|n| n.skipped).count();
+        println!(
+            "  {} clips do not fit their video's duration: {skipped} skipped, {} cut to its end:",
+            report.clip_notes.len(),
+            report.clip_notes.len() - skipped
+        );
+        const SHOWN: usize = 20;
+        for note in report.clip_notes.iter().take(SHOWN) {
+            println!("    {note}");
+        }
+        if report.clip_notes.len() > SHOWN {
+            println!("    … and {} more", report.clip_notes.len() - SHOWN);
+        }
+    }
+    if report.frames_capped > 0 {
+        println!(
+            "  {} clips hold fewer frames than --frames-per-clip {}: each got one per frame it holds",
+            report.frames_capped, frames_per_clip
+        );
     }
     match &report.merged {
         Some(splits) => {

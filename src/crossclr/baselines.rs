@@ -71,6 +71,7 @@ impl ContrastiveLoss for InfoNce {
 
     fn forward(&mut self, batch: &PairBatch) -> Result<LossReport, LossError> {
         batch.validate()?;
+        batch.check_embeddings()?;
         let (similarities, size) = cross_similarities(batch)?;
         let mut targets = RowTargets::cross_only(2 * size, size, 1.0 / self.tau);
         for i in 0..size {
@@ -123,6 +124,7 @@ impl ContrastiveLoss for MaxMargin {
 
     fn forward(&mut self, batch: &PairBatch) -> Result<LossReport, LossError> {
         batch.validate()?;
+        batch.check_embeddings()?;
         let video = l2_normalise(&batch.video_emb)?;
         let text = l2_normalise(&batch.text_emb)?;
         let size = video.dim(0)?;
@@ -204,6 +206,7 @@ impl ContrastiveLoss for XmlNet {
 
     fn forward(&mut self, batch: &PairBatch) -> Result<LossReport, LossError> {
         batch.validate()?;
+        batch.check_embeddings()?;
         let (similarities, size) = cross_similarities(batch)?;
         let video_connectivity = output_connectivity(&batch.video_emb)?;
         let text_connectivity = output_connectivity(&batch.text_emb)?;

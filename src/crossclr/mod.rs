@@ -122,6 +122,24 @@ impl PairBatch {
         Ok(())
     }
 
+    /// Refuses an embedding that holds NaN or ±∞, naming the tensor, row and column: no loss
+    /// of it is defined, and a queue would keep it for later batches. One reduction per
+    /// embedding on its device; the host copy that finds the value is made only when there is
+    /// one. (The input features are checked where they are copied to the host.)
+    pub fn check_embeddings(&self) -> Result<(), LossError> {
+        for (name, tensor) in [("video_emb", &self.video_emb), ("text_emb", &self.text_emb)] {
+            let sum = tensor
+                .sum_all()?
+                .to_dtype(candle_core::DType::F64)?
+                .to_scalar::<f64>()?;
+            if !sum.is_finite() {
+                // A sum of huge finite values can overflow; the host copy decides.
+                HostMatrix::from_tensor(tensor, name)?;
+            }
+        }
+        Ok(())
+    }
+
     pub fn len(&self) -> usize {
         self.video_emb.dims().first().copied().unwrap_or(0)
     }

@@ -36,6 +36,7 @@ impl ContrastiveLoss for CrossClr {
 
     fn forward(&mut self, batch: &PairBatch) -> Result<LossReport, LossError> {
         batch.validate()?;
+        batch.check_embeddings()?;
         let video_in = HostMatrix::from_tensor(&batch.video_in, "video_in")?;
         let text_in = HostMatrix::from_tensor(&batch.text_in, "text_in")?;
         let video = l2_normalise(&batch.video_emb)?;

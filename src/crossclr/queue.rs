@@ -342,6 +342,7 @@ impl ContrastiveLoss for CrossClrQueue {
 
     fn forward(&mut self, batch: &PairBatch) -> Result<LossReport, LossError> {
         batch.validate()?;
+        batch.check_embeddings()?;
         if self.buffers.is_none() {
             self.initialise(batch)?;
         }

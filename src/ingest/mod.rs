@@ -8,6 +8,19 @@
 //! whole manifest, the staged files are merged into `features/{split}.safetensors` and the
 //! encoders are recorded in `crossclr.toml`.
 //!
+//! Next to each staged file, a record (`<name>.json`) says what it was made from: the video
+//! file's size and a hash of its first and last 64 KiB, and a hash of the video's clips as the
+//! manifest gives them (keys, times, captions). A rerun reuses a staged video only when both
+//! still match; otherwise (the file was replaced, a clip edited) the video is encoded again and
+//! its cached thumbnails are dropped. The record is written after the features, so a run killed
+//! between the two leaves a staged file without a record, which is encoded again.
+//!
+//! Clip times are checked against the duration the file states: a clip starting at or after
+//! the end of its video is skipped, and one ending after it is cut to it — both reported, with
+//! a slack of [`END_SLACK_S`] for rounded ends that is cut without a word. A clip never gets
+//! more frames than it holds (its length × the stream's frame rate, at least 1), whatever
+//! `frames_per_clip` asks for.
+//!
 //! Uses project, media, encode and jobs; DESIGN §3 places it between media/encode and training.
 
 mod encoders;
@@ -24,12 +37,13 @@ use crate::encode::{EncodeError, TextEncoder, VisualEncoder};
 use crate::hash::fnv1a;
 use crate::jobs::{CancelToken, ProgressSender};
 use crate::media::{
-    BatchItem, Fit, FrameRequest, FrameSize, MediaError, SampleOptions, ThumbnailCache,
-    ThumbnailRequest, clip_targets, clip_thumbnail_time, probe, sample_batch,
+    BatchItem, Fit, FrameRequest, FrameSize, SampleOptions, ThumbnailCache, ThumbnailRequest,
+    clip_targets, clip_thumbnail_time, probe, sample_batch,
 };
 use crate::project::config::EncoderSpec;
 use crate::project::{
-    LineProblem, ManifestEntry, Project, ProjectError, Sequences, SplitFeatures, write_atomic,
+    LineProblem, ManifestEntry, Project, ProjectError, STALE_TEMPORARY_AGE, Sequences,
+    SplitFeatures, remove_stale_temporaries, write_atomic,
 };
 
 /// The part of the videos one run takes: video i (in key order) belongs to shard i mod count.
@@ -58,7 +72,8 @@ impl std::str::FromStr for Shard {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct IngestOptions {
-    /// Frames sampled evenly from each clip: 1 to [`MAX_FRAMES_PER_CLIP`].
+    /// Frames sampled evenly from each clip: 1 to [`MAX_FRAMES_PER_CLIP`], and no more than the
+    /// clip holds (see [`IngestReport::frames_capped`]).
     pub frames_per_clip: usize,
     /// Only this share of the videos, and no merge.
     pub shard: Option<Shard>,
@@ -108,11 +123,21 @@ pub struct IngestReport {
     /// Videos that could not be used, with the reason.
     pub failed: Vec<(String, String)>,
     /// Lines of `manifest.jsonl` that were skipped (not JSON, not an entry, a clip key seen
-    /// before), with their line numbers: their clips are not ingested.
+    /// before, a video path leaving the video folder), with their line numbers: their clips are
+    /// not ingested.
     pub manifest_problems: Vec<LineProblem>,
+    /// Clips whose times do not fit their video: skipped, or cut to the video's end. Reported
+    /// on every run (reused videos too), in video order.
+    pub clip_notes: Vec<ClipNote>,
+    /// Clips that hold fewer frames than `frames_per_clip` asks for, and so got one per frame
+    /// they hold (their length × the frame rate).
+    pub frames_capped: usize,
     pub cancelled: bool,
     /// Thumbnails written by this run (reused ones not counted).
     pub thumbnails: usize,
+    /// Temporary files left by an earlier run that was killed mid-write, removed now (see
+    /// [`crate::project::remove_stale_temporaries`]).
+    pub temporaries_removed: usize,
     /// Per split, the clips and videos written, when the run merged.
     pub merged: Option<Vec<(String, usize, usize)>>,
     /// Videos of the manifest with nothing staged at merge time (failed here or elsewhere).
@@ -156,6 +181,31 @@ pub enum IngestError {
     )]
     FramesPerClip { given: usize },
 }
+
+/// A clip whose times do not fit its video.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClipNote {
+    pub video: String,
+    pub clip: String,
+    /// Left out of the features (`true`), or kept with its end cut to the video's (`false`).
+    pub skipped: bool,
+    pub reason: String,
+}
+
+impl std::fmt::Display for ClipNote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = if self.skipped { "skipped" } else { "cut" };
+        write!(
+            f,
+            "clip `{}` of `{}` {what}: {}",
+            self.clip, self.video, self.reason
+        )
+    }
+}
+
+/// How far a clip's end may pass the duration its file states and be cut to it without a
+/// note: container durations and annotation times are both rounded.
+pub const END_SLACK_S: f64 = 0.25;
 
 /// ` (N lines skipped; the first: line L: reason)`, or nothing.
 fn skipped_lines(problems: &[LineProblem]) -> String {
@@ -256,6 +306,12 @@ pub fn ingest(
         path: videos_dir.clone(),
         source,
     })?;
+    // What a killed run left half-written: never read, and removed once surely abandoned.
+    let temporaries_removed = [staging.clone(), videos_dir.clone(), project.features_dir()]
+        .iter()
+        .map(|dir| remove_stale_temporaries(dir, STALE_TEMPORARY_AGE))
+        .sum::<usize>()
+        + ThumbnailCache::for_project(project.dir()).remove_stale_temporaries();
     let stamp = Stamp {
         video_encoder: visual.name().to_string(),
         video_dim: visual.dim(),
@@ -274,27 +330,53 @@ pub fn ingest(
     let mut report = IngestReport {
         videos: share.len(),
         manifest_problems: manifest.problems.clone(),
+        temporaries_removed,
         ..IngestReport::default()
     };
-    let todo: Vec<&VideoJob> = share
-        .iter()
-        .copied()
-        .filter(|job| !videos_dir.join(staged_name(&job.key)).is_file())
-        .collect();
-    report.reused = share.len() - todo.len();
+    let thumbs = ThumbnailCache::for_project(project.dir());
+    let mut todo = Vec::with_capacity(share.len());
+    for &job in &share {
+        let staged = videos_dir.join(staged_name(&job.key));
+        let record_path = record_path(&staged);
+        let clips = clips_hash(job);
+        let earlier = read_record(&record_path);
+        if let Some(record) = &earlier
+            && staged.is_file()
+            && record.clips == clips
+            && SourceFile::of(&job.path).is_ok_and(|source| source == record.source)
+        {
+            report.reused += 1;
+            report.clip_notes.extend(record.notes.iter().cloned());
+            report.frames_capped += record.frames_capped;
+            continue;
+        }
+        // Whatever was staged for this video is stale (or half-written): it goes first, so a
+        // failure below leaves nothing old behind for the merge to take.
+        if let Err(reason) =
+            remove_if_present(&staged).and_then(|()| remove_if_present(&record_path))
+        {
+            report.failed.push((job.key.clone(), reason));
+            continue;
+        }
+        if earlier.is_some_and(|record| record.clips == clips) {
+            // The same clips of another file: its cached thumbnails show the old one.
+            thumbs.forget(&job.key);
+        }
+        todo.push(job);
+    }
 
-    // Clips without times cover their whole video, whose length only the file knows.
+    // The file's duration and frame rate decide what each clip can give.
     let mut items = Vec::with_capacity(todo.len());
-    let mut targets_of = Vec::with_capacity(todo.len());
+    let mut plans = Vec::with_capacity(todo.len());
     let mut runnable = Vec::with_capacity(todo.len());
     for job in &todo {
-        match clip_times(job, stamp.frames_per_clip) {
-            Ok(targets) => {
+        match plan_video(job, stamp.frames_per_clip) {
+            Ok(plan) => {
                 items.push(BatchItem {
                     path: job.path.clone(),
-                    request: FrameRequest::Times(targets.concat()),
+                    request: FrameRequest::Times(plan.targets.concat()),
                 });
-                targets_of.push(targets);
+                plans.push(plan);
                 runnable.push(*job);
             }
             Err(reason) => report.failed.push((job.key.clone(), reason)),
@@ -315,10 +397,11 @@ pub fn ingest(
         None,
         |index, sampled| {
             let job = runnable[index];
+            let plan = &plans[index];
             let outcome = stage_video(
                 job,
                 &sampled.frames,
-                &targets_of[index],
+                plan,
                 visual,
                 text,
                 &videos_dir.join(staged_name(&job.key)),
@@ -326,7 +409,11 @@ pub fn ingest(
             done += 1;
             let error = outcome.err().map(|e| e.to_string());
             match &error {
-                None => report.encoded += 1,
+                None => {
+                    report.encoded += 1;
+                    report.clip_notes.extend(plan.notes.iter().cloned());
+                    report.frames_capped += plan.frames_capped;
+                }
                 Some(reason) => report.failed.push((job.key.clone(), reason.clone())),
             }
             if let Some(progress) = progress {
@@ -395,36 +482,197 @@ fn video_jobs<'a>(
     Ok(by_video.into_values().collect())
 }
 
-/// The sample times of each clip; clips without times span the whole video.
-fn clip_times(job: &VideoJob, frames: usize) -> Result<Vec<Vec<f64>>, String> {
-    let mut duration = None;
-    job.clips
+/// What a staged video was made from, recorded next to its features.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct StagedRecord {
+    source: SourceFile,
+    /// [`clips_hash`] of the video's clips when it was staged.
+    clips: String,
+    /// Its clips that did not fit the video, reported again when it is reused.
+    notes: Vec<ClipNote>,
+    frames_capped: usize,
+}
+
+/// A video file as far as staleness goes: its size and a hash of its two ends. Replacing a
+/// video by another (a re-encode, another cut) changes its size or its container header and
+/// index, which sit at the ends; copying it elsewhere, or touching it, does not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct SourceFile {
+    size: u64,
+    /// FNV-1a of the first and last [`SourceFile::END_BYTES`] bytes, in hex.
+    ends: String,
+}
+
+impl SourceFile {
+    const END_BYTES: u64 = 64 * 1024;
+
+    fn of(path: &Path) -> Result<Self, String> {
+        use std::io::{Read, Seek, SeekFrom};
+        let read = || -> std::io::Result<Self> {
+            let mut file = std::fs::File::open(path)?;
+            let size = file.metadata()?.len();
+            let mut bytes = Vec::with_capacity(2 * Self::END_BYTES as usize);
+            (&mut file).take(Self::END_BYTES).read_to_end(&mut bytes)?;
+            if size > Self::END_BYTES {
+                file.seek(SeekFrom::Start(
+                    size.saturating_sub(Self::END_BYTES).max(Self::END_BYTES),
+                ))?;
+                file.take(Self::END_BYTES).read_to_end(&mut bytes)?;
+            }
+            Ok(Self {
+                size,
+                ends: format!("{:016x}", fnv1a(&bytes)),
+            })
+        };
+        read().map_err(|e| format!("cannot read {}: {e}", path.display()))
+    }
+}
+
+/// A hash of what the manifest says about a video's clips: keys, times and captions in order.
+fn clips_hash(job: &VideoJob) -> String {
+    let clips: Vec<_> = job
+        .clips
         .iter()
-        .map(|clip| {
-            let (start, end) = match (clip.start, clip.end) {
-                (Some(start), Some(end)) => (start, end),
-                (start, end) => {
-                    let length = match duration {
-                        Some(length) => length,
-                        None => {
-                            let info = probe(&job.path).map_err(|e: MediaError| e.to_string())?;
-                            let length = info.duration_s.ok_or_else(|| {
-                                format!(
-                                    "{}: the clip `{}` has no end time and the file states no duration",
-                                    job.path.display(),
-                                    clip.clip
-                                )
-                            })?;
-                            duration = Some(length);
-                            length
-                        }
-                    };
-                    (start.unwrap_or(0.0), end.unwrap_or(length))
+        .map(|clip| (&clip.clip, clip.start, clip.end, &clip.caption))
+        .collect();
+    let json = serde_json::to_vec(&(&job.split, clips)).expect("clips serialise");
+    format!("{:016x}", fnv1a(&json))
+}
+
+/// `videos/<name>.json` next to `videos/<name>.safetensors`.
+fn record_path(staged: &Path) -> PathBuf {
+    staged.with_extension("json")
+}
+
+/// The record of a staged video; a missing or unreadable one vouches for nothing.
+fn read_record(path: &Path) -> Option<StagedRecord> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+fn remove_if_present(path: &Path) -> Result<(), String> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("cannot remove the stale {}: {e}", path.display())),
+    }
+}
+
+/// How one video's clips are sampled: the clips kept (indexes into the job's clips), each one's
+/// sample times, and what did not fit.
+#[derive(Debug)]
+struct VideoPlan {
+    source: SourceFile,
+    kept: Vec<usize>,
+    targets: Vec<Vec<f64>>,
+    notes: Vec<ClipNote>,
+    frames_capped: usize,
+}
+
+/// One clip's sample times, whether its end was cut (and why), and whether it got fewer
+/// frames than asked for; or why it is skipped.
+#[derive(Debug, Clone, PartialEq)]
+struct ClipPlan {
+    targets: Vec<f64>,
+    cut: Option<String>,
+    capped: bool,
+}
+
+/// Plans a clip of `frames` frames over `[start, end)` in a video of `duration` seconds at `fps`
+/// (either unknown when the file does not say). Clips without times span the whole video.
+fn plan_clip(
+    start: Option<f64>,
+    end: Option<f64>,
+    duration: Option<f64>,
+    fps: Option<f64>,
+    frames: usize,
+) -> Result<ClipPlan, String> {
+    let start = start.unwrap_or(0.0);
+    let mut end = match (end, duration) {
+        (Some(end), _) => end,
+        (None, Some(duration)) => duration,
+        (None, None) => return Err("it has no end time and the file states no duration".into()),
+    };
+    let mut cut = None;
+    if let Some(duration) = duration.filter(|d| d.is_finite() && *d > 0.0) {
+        if start >= duration {
+            return Err(format!(
+                "it starts at {start} s, at or after the end of the video ({duration:.3} s)"
+            ));
+        }
+        if end > duration {
+            if end - duration > END_SLACK_S {
+                cut = Some(format!(
+                    "it ends at {end} s, after the end of the video ({duration:.3} s); cut to \
+                     {start}–{duration:.3} s"
+                ));
+            }
+            end = duration;
+        }
+    }
+    let mut count = frames.max(1);
+    let mut capped = false;
+    if let Some(fps) = fps.filter(|f| f.is_finite() && *f > 0.0) {
+        // The frames shown in [start, end): one per 1/fps, at least the one at `start`.
+        let held = ((end - start) * fps - 1e-6).ceil().max(1.0);
+        if count as f64 > held {
+            count = held as usize;
+            capped = true;
+        }
+    }
+    Ok(ClipPlan {
+        targets: clip_targets(start, end, count),
+        cut,
+        capped,
+    })
+}
+
+/// Probes the video once and plans each of its clips; a video none of whose clips fits fails.
+fn plan_video(job: &VideoJob, frames: usize) -> Result<VideoPlan, String> {
+    // Taken before anything is read: a file that changes while it is decoded is redone next time.
+    let source = SourceFile::of(&job.path)?;
+    let info = probe(&job.path).map_err(|e| e.to_string())?;
+    let duration = info
+        .duration_s
+        .or_else(|| info.video.as_ref().and_then(|v| v.duration_s));
+    let fps = info.video.as_ref().and_then(|v| v.fps);
+    let mut plan = VideoPlan {
+        source,
+        kept: Vec::new(),
+        targets: Vec::new(),
+        notes: Vec::new(),
+        frames_capped: 0,
+    };
+    for (index, clip) in job.clips.iter().enumerate() {
+        let note = |skipped: bool, reason: String| ClipNote {
+            video: job.key.clone(),
+            clip: clip.clip.clone(),
+            skipped,
+            reason,
+        };
+        match plan_clip(clip.start, clip.end, duration, fps, frames) {
+            Ok(clip_plan) => {
+                if let Some(reason) = clip_plan.cut {
+                    plan.notes.push(note(false, reason));
                 }
-            };
-            Ok(clip_targets(start, end, frames))
-        })
-        .collect()
+                plan.frames_capped += usize::from(clip_plan.capped);
+                plan.kept.push(index);
+                plan.targets.push(clip_plan.targets);
+            }
+            Err(reason) => plan.notes.push(note(true, reason)),
+        }
+    }
+    if plan.kept.is_empty() {
+        let first = plan
+            .notes
+            .first()
+            .map_or(String::new(), |n| n.reason.clone());
+        return Err(format!(
+            "{}: none of its {} clips lies within the video (the first: {first})",
+            job.path.display(),
+            job.clips.len()
+        ));
+    }
+    Ok(plan)
 }
 
 fn check_stamp(path: &Path, stamp: &Stamp) -> Result<(), IngestError> {
@@ -452,37 +700,45 @@ fn check_stamp(path: &Path, stamp: &Stamp) -> Result<(), IngestError> {
     Ok(())
 }
 
-/// Encodes one video's clips and writes its staged features.
+/// Encodes one video's kept clips and writes its staged features, then its record.
 fn stage_video(
     job: &VideoJob,
     frames: &[crate::media::RgbFrame],
-    targets: &[Vec<f64>],
+    plan: &VideoPlan,
     visual: &dyn VisualEncoder,
     text: &dyn TextEncoder,
     path: &Path,
 ) -> Result<(), IngestError> {
     let mut video = Sequences::new(visual.dim());
     let mut offset = 0;
-    for clip_targets in targets {
+    for clip_targets in &plan.targets {
         let clip_frames = &frames[offset..offset + clip_targets.len()];
         offset += clip_targets.len();
         video.push(&visual.encode(clip_frames)?);
     }
-    let captions: Vec<&str> = job
-        .clips
+    let clips: Vec<&ManifestEntry> = plan.kept.iter().map(|&i| job.clips[i]).collect();
+    let captions: Vec<&str> = clips
         .iter()
         .map(|clip| clip.caption.as_deref().unwrap_or(""))
         .collect();
     let encoded = text.encode(&captions)?;
     let features = SplitFeatures {
         split: job.split.clone(),
-        clip_keys: job.clips.iter().map(|clip| clip.clip.clone()).collect(),
+        clip_keys: clips.iter().map(|clip| clip.clip.clone()).collect(),
         video_keys: vec![job.key.clone()],
-        video_of_clip: vec![0; job.clips.len()],
+        video_of_clip: vec![0; clips.len()],
         video,
         text: encoded.tokens,
     };
     features.save(path)?;
+    let record = StagedRecord {
+        source: plan.source.clone(),
+        clips: clips_hash(job),
+        notes: plan.notes.clone(),
+        frames_capped: plan.frames_capped,
+    };
+    let json = serde_json::to_vec_pretty(&record).expect("a record serialises");
+    write_atomic(&record_path(path), &json)?;
     Ok(())
 }
 
@@ -591,26 +847,44 @@ mod tests {
         }
     }
 
-    /// A project of one 2-second video with two captioned clips, made as `new --videos` does.
-    fn one_video_project(dir: &Path) -> Project {
+    /// Writes `videos/a.mp4`: `frames` frames at 10 per second, grey levels from `shade` up.
+    fn write_a(dir: &Path, frames: usize, shade: usize) {
         use crate::media::{RgbFrame, write_video};
-        use crate::project::config::ProjectConfig;
-        use crate::project::videos::{SplitFractions, import_videos};
         let videos = dir.join("videos");
         std::fs::create_dir_all(&videos).unwrap();
-        let frames = (0..20).map(|i| RgbFrame {
+        let frames = (0..frames).map(|i| RgbFrame {
             width: 32,
             height: 32,
-            pixels: vec![(i * 12) as u8; 32 * 32 * 3],
+            pixels: vec![((shade + i * 12) % 256) as u8; 32 * 32 * 3],
             seconds: i as f64 / 10.0,
         });
         write_video(&videos.join("a.mp4"), 32, 32, 10.0, frames).unwrap();
-        let captions = dir.join("captions.csv");
-        std::fs::write(
-            &captions,
+    }
+
+    /// A project of one 2-second video with two captioned clips, made as `new --videos` does.
+    fn one_video_project(dir: &Path) -> Project {
+        project_with_captions(
+            dir,
             "video,caption,start,end\na,the first clip,0,1\na,the second clip,1,2\n",
         )
-        .unwrap();
+    }
+
+    /// A project of the 2-second `a.mp4` (10 frames per second) and these captions.
+    fn project_with_captions(dir: &Path, csv: &str) -> Project {
+        project_of(dir, &[], csv)
+    }
+
+    /// Like [`project_with_captions`], with copies of `a.mp4` under the names `copies`.
+    fn project_of(dir: &Path, copies: &[&str], csv: &str) -> Project {
+        use crate::project::config::ProjectConfig;
+        use crate::project::videos::{SplitFractions, import_videos};
+        write_a(dir, 20, 0);
+        let videos = dir.join("videos");
+        for copy in copies {
+            std::fs::copy(videos.join("a.mp4"), videos.join(format!("{copy}.mp4"))).unwrap();
+        }
+        let captions = dir.join("captions.csv");
+        std::fs::write(&captions, csv).unwrap();
         let fractions = SplitFractions {
             seed: 0,
             val: 0.0,
@@ -713,6 +987,253 @@ mod tests {
         };
         let report = ingest(&mut project, &visual, &words, &options, &cancel, None).unwrap();
         assert_eq!(report.encoded, 1);
+    }
+
+    fn quick_options() -> IngestOptions {
+        IngestOptions {
+            workers: 1,
+            thumbnails: false,
+            ..IngestOptions::default()
+        }
+    }
+
+    fn run(project: &mut Project, options: &IngestOptions) -> IngestReport {
+        let visual = crate::encode::DescriptorVisualEncoder::new();
+        let words = crate::encode::HashedTextEncoder::new(16);
+        ingest(project, &visual, &words, options, &CancelToken::new(), None).unwrap()
+    }
+
+    #[test]
+    fn a_replaced_video_or_an_edited_clip_is_encoded_again_and_an_unchanged_one_is_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut project = one_video_project(dir.path());
+        let options = IngestOptions {
+            thumbnails: true,
+            ..quick_options()
+        };
+        let first = run(&mut project, &options);
+        assert_eq!((first.encoded, first.reused, first.thumbnails), (1, 0, 2));
+        let before = project.load_split("train").unwrap();
+
+        let again = run(&mut project, &options);
+        assert_eq!((again.encoded, again.reused, again.thumbnails), (0, 1, 0));
+        assert_eq!(project.load_split("train").unwrap(), before);
+
+        // Another video under the same name: other content, other size.
+        write_a(dir.path(), 30, 100);
+        let replaced = run(&mut project, &options);
+        assert_eq!((replaced.encoded, replaced.reused), (1, 0), "{replaced:?}");
+        assert_eq!(replaced.thumbnails, 2, "the old thumbnails are dropped");
+        let after = project.load_split("train").unwrap();
+        assert_eq!(after.clip_keys, before.clip_keys);
+        assert_ne!(after.video, before.video, "features of the new file");
+
+        // A caption edited in the manifest.
+        let manifest = project.manifest_path();
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        std::fs::write(
+            &manifest,
+            text.replace("the first clip", "an edited caption"),
+        )
+        .unwrap();
+        let edited = run(&mut project, &options);
+        assert_eq!((edited.encoded, edited.reused), (1, 0), "{edited:?}");
+        assert_ne!(project.load_split("train").unwrap().text, after.text);
+
+        // A staged file without its record (killed between the two) vouches for nothing.
+        let staged = staging_dir(&project).join("videos").join(staged_name("a"));
+        std::fs::remove_file(record_path(&staged)).unwrap();
+        let unrecorded = run(&mut project, &options);
+        assert_eq!((unrecorded.encoded, unrecorded.reused), (1, 0));
+        assert_eq!(run(&mut project, &options).reused, 1);
+    }
+
+    #[test]
+    fn a_video_that_is_gone_leaves_no_stale_features_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut project = project_of(
+            dir.path(),
+            &["b"],
+            "video,caption,start,end\na,one,0,1\nb,two,0,1\n",
+        );
+        let report = run(&mut project, &quick_options());
+        assert_eq!(report.encoded, 2, "{report:?}");
+        std::fs::remove_file(dir.path().join("videos/b.mp4")).unwrap();
+        let report = run(&mut project, &quick_options());
+        assert_eq!((report.encoded, report.reused), (0, 1), "{report:?}");
+        assert_eq!(report.failed.len(), 1, "{report:?}");
+        assert!(report.failed[0].1.contains("b.mp4"), "{report:?}");
+        assert_eq!(report.missing, ["b"]);
+        let features = project.load_split("train").unwrap();
+        assert_eq!(features.video_keys, ["a"]);
+    }
+
+    #[test]
+    fn clips_beyond_the_end_of_their_video_are_skipped_or_cut_and_reported_on_every_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut project = project_with_captions(
+            dir.path(),
+            "video,caption,start,end\na,inside,0,1\na,far past the end,100,200\n\
+             a,runs over the end,1,5\na,ends a little late,1.5,2.1\n",
+        );
+        let report = run(&mut project, &quick_options());
+        assert_eq!(report.encoded, 1, "{report:?}");
+        assert_eq!(
+            report.clip_notes.len(),
+            2,
+            "a late end within the slack is cut silently: {report:?}"
+        );
+        let skipped = report.clip_notes.iter().find(|n| n.skipped).unwrap();
+        let cut = report.clip_notes.iter().find(|n| !n.skipped).unwrap();
+        assert!(
+            skipped
+                .reason
+                .contains("starts at 100 s, at or after the end of the video (2.000 s)"),
+            "{skipped:?}"
+        );
+        assert!(
+            cut.reason.contains("ends at 5 s") && cut.reason.contains("cut to 1–2.000 s"),
+            "{cut:?}"
+        );
+        let message = skipped.to_string();
+        assert!(
+            message.contains("of `a` skipped: it starts at 100 s"),
+            "{message}"
+        );
+
+        let train = project.load_split("train").unwrap();
+        assert_eq!(train.num_clips(), 3, "the clip past the end is left out");
+        assert!(!train.clip_keys.contains(&skipped.clip));
+        let kept = train.clip_keys.iter().position(|k| *k == cut.clip).unwrap();
+        assert_eq!(
+            train.video.rows(kept),
+            8,
+            "1 s of the cut clip holds 10 frames"
+        );
+
+        let rerun = run(&mut project, &quick_options());
+        assert_eq!(rerun.reused, 1);
+        assert_eq!(rerun.clip_notes, report.clip_notes, "reported again");
+    }
+
+    #[test]
+    fn a_video_whose_clips_all_lie_past_its_end_fails_alone_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut project = project_of(
+            dir.path(),
+            &["b"],
+            "video,caption,start,end\na,late,100,200\nb,fine,0,1\n",
+        );
+        let report = run(&mut project, &quick_options());
+        assert_eq!(report.encoded, 1, "{report:?}");
+        assert_eq!(report.failed.len(), 1, "{report:?}");
+        let (video, reason) = &report.failed[0];
+        assert_eq!(video, "a");
+        assert!(
+            reason.contains("none of its 1 clips lies within the video"),
+            "{reason}"
+        );
+        assert_eq!(project.load_split("train").unwrap().video_keys, ["b"]);
+    }
+
+    #[test]
+    fn a_clip_never_gets_more_frames_than_it_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut project = one_video_project(dir.path());
+        let options = IngestOptions {
+            frames_per_clip: 64,
+            ..quick_options()
+        };
+        let report = run(&mut project, &options);
+        assert_eq!(report.frames_capped, 2, "{report:?}");
+        let train = project.load_split("train").unwrap();
+        for clip in 0..train.num_clips() {
+            assert_eq!(train.video.rows(clip), 10, "1 s at 10 frames per second");
+        }
+        // As many as asked when the clip holds them.
+        let options = IngestOptions {
+            frames_per_clip: 4,
+            restart: true,
+            ..quick_options()
+        };
+        let report = run(&mut project, &options);
+        assert_eq!(report.frames_capped, 0);
+        assert_eq!(project.load_split("train").unwrap().video.rows(0), 4);
+    }
+
+    #[test]
+    fn temporaries_a_killed_run_left_are_ignored_then_removed_once_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut project = one_video_project(dir.path());
+        let options = IngestOptions {
+            thumbnails: true,
+            ..quick_options()
+        };
+        run(&mut project, &options);
+        // As `kill -9` leaves them: a thumbnail and a staged video caught before their rename.
+        let thumbs = project.cache_dir().join("thumbs/a");
+        let videos = staging_dir(&project).join("videos");
+        let left = [
+            thumbs.join(".500ms-128x128-crop.jpg.tmp-4242-0"),
+            videos.join(format!(".{}.tmp-4242-1", staged_name("a"))),
+        ];
+        for path in &left {
+            std::fs::write(path, b"half a file").unwrap();
+        }
+        // Just written: perhaps a live writer's, so only ignored.
+        let report = run(&mut project, &options);
+        assert_eq!((report.reused, report.temporaries_removed), (1, 0));
+        assert!(left.iter().all(|p| p.exists()));
+        let old = std::time::SystemTime::now() - 2 * STALE_TEMPORARY_AGE;
+        for path in &left {
+            std::fs::File::options()
+                .write(true)
+                .open(path)
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+        }
+        let report = run(&mut project, &options);
+        assert_eq!((report.reused, report.temporaries_removed), (1, 2));
+        assert!(left.iter().all(|p| !p.exists()));
+    }
+
+    #[test]
+    fn clip_plans_cut_skip_and_cap() {
+        let plan = |start, end, frames| plan_clip(start, end, Some(2.0), Some(10.0), frames);
+        // 0.25 s at 10 frames per second shows 3 frames.
+        let short = plan(Some(0.0), Some(0.25), 8).unwrap();
+        assert_eq!((short.targets.len(), short.capped), (3, true));
+        // A clip of no length still shows the one frame at its start.
+        assert_eq!(plan(Some(1.0), Some(1.0), 8).unwrap().targets, [1.0]);
+        // Unknown rate: as many as asked.
+        let unknown = plan_clip(Some(0.0), Some(0.25), Some(2.0), None, 8).unwrap();
+        assert_eq!((unknown.targets.len(), unknown.capped), (8, false));
+        // No times: the whole video.
+        let whole = plan(None, None, 4).unwrap();
+        assert_eq!(whole.targets, [0.25, 0.75, 1.25, 1.75]);
+        assert!(
+            plan(Some(2.0), Some(3.0), 4)
+                .unwrap_err()
+                .contains("at or after the end")
+        );
+        let cut = plan(Some(1.0), Some(3.0), 4).unwrap();
+        assert!(cut.cut.is_some() && cut.targets.iter().all(|&t| (1.0..2.0).contains(&t)));
+        assert!(
+            plan(Some(1.0), Some(2.0 + END_SLACK_S), 4)
+                .unwrap()
+                .cut
+                .is_none()
+        );
+        // Neither an end nor a duration: nothing to sample up to.
+        assert!(plan_clip(Some(0.0), None, None, None, 4).is_err());
+        // Without a duration, times are taken as given.
+        assert_eq!(
+            plan_clip(Some(100.0), Some(101.0), None, None, 1)
+                .unwrap()
+                .targets,
+            [100.5]
+        );
     }
 
     #[test]

@@ -16,7 +16,9 @@ use super::sample::{DecodeStats, VideoDecoder};
 use super::scale::{Fit, FrameSize};
 use crate::hash::fnv1a;
 use crate::jobs::{CancelToken, ProgressSender};
-use crate::project::{CACHE_DIR, ManifestEntry, write_atomic};
+use crate::project::{
+    CACHE_DIR, ManifestEntry, STALE_TEMPORARY_AGE, remove_stale_temporaries, write_atomic,
+};
 
 /// The image format of cached thumbnails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +126,27 @@ impl ThumbnailCache {
             self.size.height,
             self.format.extension()
         ))
+    }
+
+    /// Removes the temporaries that writers killed before their rename left in the cache (one
+    /// folder per video), once [`STALE_TEMPORARY_AGE`] old; younger ones are ignored, as every
+    /// lookup is by a thumbnail's own name. Returns how many were removed.
+    pub fn remove_stale_temporaries(&self) -> usize {
+        let mut removed = remove_stale_temporaries(&self.dir, STALE_TEMPORARY_AGE);
+        if let Ok(entries) = std::fs::read_dir(&self.dir) {
+            for entry in entries.flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    removed += remove_stale_temporaries(&entry.path(), STALE_TEMPORARY_AGE);
+                }
+            }
+        }
+        removed
+    }
+
+    /// Drops every cached thumbnail of `video_id` (its file was replaced: they show the old one).
+    /// Best effort: a folder that cannot be removed is left, and so are its thumbnails.
+    pub fn forget(&self, video_id: &str) {
+        let _ = std::fs::remove_dir_all(self.dir.join(folder_name(video_id)));
     }
 
     /// Where `ingest` caches the thumbnail of a manifest clip (whether or not it is there yet).

@@ -51,13 +51,16 @@ where
         let sorted: Option<BTreeMap<String, String>> = metadata
             .as_ref()
             .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
-        safetensors::serialize_to_file(tensors, metadata, temp).map_err(|e| {
-            ProjectError::file(path, format!("cannot write the safetensors file: {e}"))
+        safetensors::serialize_to_file(tensors, metadata, temp).map_err(|source| {
+            ProjectError::WriteSafetensors {
+                path: path.to_path_buf(),
+                source,
+            }
         })?;
         match sorted {
-            Some(sorted) => sort_metadata(temp, &sorted).map_err(|e| {
-                ProjectError::file(path, format!("cannot write the safetensors file: {e}"))
-            }),
+            Some(sorted) => {
+                sort_metadata(temp, &sorted).map_err(|e| ProjectError::io("write", path, e))
+            }
             None => Ok(()),
         }
     })
@@ -112,6 +115,54 @@ fn parent_dir(path: &Path) -> PathBuf {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
         _ => PathBuf::from("."),
     }
+}
+
+/// How long a temporary must have gone unwritten before [`remove_stale_temporaries`] takes it
+/// for one left by a writer that died.
+pub const STALE_TEMPORARY_AGE: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// Whether `name` is a temporary of [`replace_atomic`]: `.<name>.tmp-<process>-<n>`.
+pub fn is_temporary_name(name: &str) -> bool {
+    let Some((stem, tail)) = name.rsplit_once(".tmp-") else {
+        return false;
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    stem.len() > 1
+        && stem.starts_with('.')
+        && tail
+            .split_once('-')
+            .is_some_and(|(process, n)| digits(process) && digits(n))
+}
+
+/// Removes the temporaries of [`replace_atomic`] in `dir` (not below it) that were last written
+/// `older_than` ago or more: those of a writer killed before its rename (`kill -9`, a power
+/// cut). A live writer's temporary is younger, since it is written until renamed, so it is left
+/// alone, also when that writer runs on another machine that shares the folder. Nothing ever
+/// reads a temporary, so one that is not old enough yet is merely ignored. Returns how many
+/// were removed; a folder that cannot be listed removes none.
+pub fn remove_stale_temporaries(dir: &Path, older_than: std::time::Duration) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let now = std::time::SystemTime::now();
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name.to_str().is_some_and(is_temporary_name) {
+            continue;
+        }
+        let stale = entry
+            .metadata()
+            .ok()
+            .filter(std::fs::Metadata::is_file)
+            .and_then(|m| m.modified().ok())
+            .and_then(|modified| now.duration_since(modified).ok())
+            .is_some_and(|age| age >= older_than);
+        if stale && std::fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
 }
 
 fn temp_path(path: &Path) -> PathBuf {
@@ -238,6 +289,67 @@ mod tests {
         assert!(error.to_string().contains("a.txt"), "{error}");
         assert_eq!(std::fs::read(&path).unwrap(), b"precious");
         assert_eq!(entries(dir.path()), ["a.txt"]);
+    }
+
+    #[test]
+    fn a_failed_safetensors_write_keeps_the_os_reason_in_the_error_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing/a.safetensors");
+        let data = [0u8; 8];
+        let view =
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![2], &data).unwrap();
+        let error = write_safetensors_atomic(&path, [("t", view)], None).unwrap_err();
+        assert!(error.to_string().contains("a.safetensors"), "{error}");
+        let mut cause: Option<&dyn std::error::Error> = Some(&error);
+        let (mut kinds, mut chain) = (Vec::new(), String::new());
+        while let Some(now) = cause {
+            if let Some(io) = now.downcast_ref::<std::io::Error>() {
+                kinds.push(io.kind());
+            }
+            chain.push_str(&format!("{now}: "));
+            cause = now.source();
+        }
+        // The OS's own error (here: no such directory) as a source, not only words in a message.
+        assert_eq!(kinds, [std::io::ErrorKind::NotFound], "{error:?}");
+        let reason = std::io::Error::from(std::io::ErrorKind::NotFound).to_string();
+        assert!(
+            chain.contains("os error 2") || chain.to_lowercase().contains(&reason),
+            "{chain}"
+        );
+    }
+
+    #[test]
+    fn stale_temporaries_are_removed_and_fresh_ones_and_other_files_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        let write = |name: &str, stale: bool| {
+            let path = dir.path().join(name);
+            let file = File::create(&path).unwrap();
+            if stale {
+                file.set_modified(old).unwrap();
+            }
+        };
+        write(".120ms-128x128-crop.jpg.tmp-4242-0", true);
+        write(".train.safetensors.tmp-17-3", true);
+        write(".state.safetensors.tmp-99-1", false);
+        write("old-but-mine.jpg", true);
+        write(".hidden.tmp-x-1", true);
+        let removed = remove_stale_temporaries(dir.path(), STALE_TEMPORARY_AGE);
+        assert_eq!(removed, 2);
+        assert_eq!(
+            entries(dir.path()),
+            [
+                ".hidden.tmp-x-1",
+                ".state.safetensors.tmp-99-1",
+                "old-but-mine.jpg"
+            ]
+        );
+        // What this module writes is what it removes.
+        let name = temp_path(&dir.path().join("a.json"));
+        assert!(is_temporary_name(
+            name.file_name().unwrap().to_str().unwrap()
+        ));
+        assert!(!is_temporary_name("a.json") && !is_temporary_name(".tmp-1-2"));
     }
 
     #[test]

@@ -15,6 +15,14 @@ pub enum ProjectError {
     },
     #[error("{}: {message}", path.display())]
     File { path: PathBuf, message: String },
+    /// Writing a safetensors file failed; the source says why (the OS's reason for an I/O
+    /// error such as a full disk).
+    #[error("cannot write {}", path.display())]
+    WriteSafetensors {
+        path: PathBuf,
+        #[source]
+        source: safetensors::SafeTensorError,
+    },
     #[error("{}: {setting}", path.display())]
     Setting {
         path: PathBuf,

@@ -62,8 +62,45 @@ impl ManifestEntry {
         {
             return Err(format!("`end` {end} is before `start` {start}"));
         }
+        if let Some(path) = &self.path {
+            check_video_path(path)?;
+        }
         Ok(())
     }
+}
+
+/// What is wrong with a manifest's video `path`, which names a file inside the project's video
+/// folder (`source.videos` in `crossclr.toml`) relative to it: an empty, absolute or
+/// climbing path (`../other/clip.mp4`) would read a file from outside that folder. The check is
+/// on the path as written; a link inside the folder is followed, as `crossclr new` follows it.
+pub fn check_video_path(path: &str) -> Result<(), String> {
+    use std::path::Component;
+    if path.trim().is_empty() {
+        return Err(
+            "`path` is empty; expected the video file, relative to the video folder".into(),
+        );
+    }
+    let mut depth = 0usize;
+    for component in Path::new(path).components() {
+        match component {
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+            Component::ParentDir if depth > 0 => depth -= 1,
+            Component::ParentDir => {
+                return Err(format!(
+                    "`path` {path:?} leaves the video folder; expected a file inside it \
+                     (source.videos in crossclr.toml), relative to it"
+                ));
+            }
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(format!(
+                    "`path` {path:?} is absolute; expected a file inside the video folder \
+                     (source.videos in crossclr.toml), relative to it"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A line that was skipped, and why.

@@ -14,13 +14,18 @@ mod error;
 pub mod features;
 pub mod import;
 pub mod manifest;
+#[cfg(test)]
+mod mutation_tests;
 pub mod runs;
 pub mod video_folder;
 pub mod videos;
 
 use std::path::{Path, PathBuf};
 
-pub use atomic::{replace_atomic, write_atomic, write_atomic_with, write_safetensors_atomic};
+pub use atomic::{
+    STALE_TEMPORARY_AGE, remove_stale_temporaries, replace_atomic, write_atomic, write_atomic_with,
+    write_safetensors_atomic,
+};
 pub use config::ProjectConfig;
 use config::SourceKind;
 pub use error::ProjectError;
@@ -276,9 +281,12 @@ impl Project {
     }
 
     /// The video file of a manifest entry: its `path`, relative to the project's
-    /// `source.videos` folder (an absolute `path` stands as it is).
+    /// `source.videos` folder. A path that would leave that folder (absolute, or climbing out
+    /// with `..`; see [`manifest::check_video_path`]) names no file: `None`, as without a path.
     pub fn video_path(&self, entry: &ManifestEntry) -> Option<PathBuf> {
-        let path = Path::new(entry.path.as_deref()?);
+        let path = entry.path.as_deref()?;
+        manifest::check_video_path(path).ok()?;
+        let path = Path::new(path);
         Some(match &self.config.source.videos {
             Some(folder) => Path::new(folder).join(path),
             None => path.to_path_buf(),

@@ -323,7 +323,23 @@ pub fn train(
             let batch = make_batch(train, videos, limits, device)?;
             let mut rng = step_rng(config.seed, epoch, b);
             let embeddings = head.forward(&batch.input, Mode::Train { rng: &mut rng })?;
-            let report = objective.forward(&embeddings, &batch)?;
+            let non_finite = |culprit: String| TrainError::NonFinite {
+                epoch: epoch + 1,
+                step: b + 1,
+                culprit,
+                kept: progress.best.map(|best| best.epoch + 1),
+            };
+            let report = match objective.forward(&embeddings, &batch) {
+                Ok(report) => report,
+                // The loss refuses non-finite embeddings; say which network made them.
+                Err(error @ crate::crossclr::LossError::NonFinite { .. }) => {
+                    return Err(match non_finite_culprit(&embeddings)? {
+                        Some(culprit) => non_finite(culprit),
+                        None => error.into(),
+                    });
+                }
+                Err(error) => return Err(error.into()),
+            };
             let loss = scalar(&report.total)?;
             if !loss.is_finite() {
                 let culprit = match non_finite_culprit(&embeddings)? {
@@ -334,12 +350,7 @@ pub fn train(
                         scalar(&report.global.loss)?
                     ),
                 };
-                return Err(TrainError::NonFinite {
-                    epoch: epoch + 1,
-                    step: b + 1,
-                    culprit,
-                    kept: progress.best.map(|best| best.epoch + 1),
-                });
+                return Err(non_finite(culprit));
             }
             let grads = report.total.backward()?;
             optimizer.step(&grads)?;

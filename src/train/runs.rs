@@ -380,6 +380,8 @@ impl PreparedRun {
         let lock = run.lock()?;
         // Checked again under the lock: another writer may have finished in between.
         refuse(&run)?;
+        // A checkpoint or state caught mid-write by `kill -9` left its temporary behind.
+        crate::project::remove_stale_temporaries(run.dir(), crate::project::STALE_TEMPORARY_AGE);
         let json = serde_json::to_string_pretty(&settings)
             .map_err(|e| TrainError::Config(format!("cannot write the run's settings: {e}")))?;
         write_atomic(&run.run_config(), json.as_bytes())?;

@@ -2,7 +2,7 @@
 
 use candle_core::{DType, Device, Tensor, Var};
 use crossclr::crossclr::{
-    ContrastiveLoss, CrossClr, CrossClrConfig, CrossClrQueue, InfoNce, LossError, MaxMargin,
+    ContrastiveLoss, CrossClr, CrossClrConfig, CrossClrQueue, InfoNce, LossError, MaxMargin, Mode,
     MultiPositive, PairBatch, QueueInit, XmlNet,
 };
 
@@ -345,4 +345,145 @@ fn shape_errors_name_the_tensor_and_shapes() {
         err.contains("video_in") && err.contains("row 3, column 2"),
         "{err}"
     );
+}
+
+/// CrossCLR, plain or with a queue of 30, in `mode` on a batch of `v`, `t` (8 wide) and inputs
+/// `xv`, `xt` (6 wide).
+fn crossclr_on(
+    mode: Mode,
+    queue: bool,
+    rows: [&[f64]; 4],
+) -> Result<crossclr::crossclr::LossReport, LossError> {
+    let [v, t, xv, xt] = rows.map(<[f64]>::to_vec);
+    let batch = PairBatch::new(tensor(v, 8), tensor(t, 8), tensor(xv, 6), tensor(xt, 6))?;
+    let config = CrossClrConfig {
+        mode,
+        ..CrossClrConfig::default()
+    };
+    if queue {
+        CrossClrQueue::new(config, 30, QueueInit::for_mode(mode, 7))?.forward(&batch)
+    } else {
+        CrossClr::new(config)?.forward(&batch)
+    }
+}
+
+#[test]
+fn degenerate_batches_have_defined_results() {
+    let v = grid(B, 8, 0.37, 0.1, 0.3);
+    let t = grid(B, 8, 0.23, 0.7, 0.2);
+    let input = |a| -> Vec<f64> { grid(B, 6, a, 0.3, 0.1).iter().map(|x| x.abs()).collect() };
+    let (xv, xt) = (input(0.41), input(0.19));
+    let uniform = vec![1.0 / B as f64; B];
+    for queue in [false, true] {
+        let paper = |rows| crossclr_on(Mode::Paper, queue, rows).unwrap();
+        // Zero inputs: every connectivity is 0 (its maximum too): no ranking, so nothing is
+        // influential or pruned and the weights are uniform.
+        let zeros = vec![0.0; B * 6];
+        let report = paper([&v, &t, &zeros, &zeros]);
+        let loss = report.value().unwrap();
+        assert!(loss.is_finite() && loss > 0.0, "{loss}");
+        assert_eq!(report.video.weights, uniform);
+        assert!(!report.video.influential.iter().any(|&i| i));
+        assert_eq!(report.pruned_fraction(), 0.0);
+
+        // Constant inputs, and duplicated samples: equal connectivities, each its maximum, so
+        // every sample is influential and every negative pruned; the positive alone is left.
+        let constant = vec![0.5; B * 6];
+        let dup = |rows: &[f64], width: usize| rows[..width].repeat(B);
+        let (dv, dt, dxv, dxt) = (dup(&v, 8), dup(&t, 8), dup(&xv, 6), dup(&xt, 6));
+        for rows in [
+            [&v[..], &t, &constant, &constant],
+            [&dv[..], &dt, &dxv, &dxt],
+        ] {
+            let report = paper(rows);
+            assert!(report.video.influential.iter().all(|&i| i));
+            assert_eq!(report.pruned_fraction(), 1.0);
+            assert!(
+                report.value().unwrap().abs() < 1e-9,
+                "{}",
+                report.value().unwrap()
+            );
+            assert_eq!(report.video.weights, uniform);
+        }
+
+        // B = 1: no other sample, connectivity 0, weight 1, nothing to contrast: loss 0.
+        let report = paper([&v[..8], &t[..8], &xv[..6], &xt[..6]]);
+        assert_eq!(report.video.weights, [1.0]);
+        assert!(report.value().unwrap().abs() < 1e-9);
+
+        // Zero embeddings normalise to zero (x / max(‖x‖, 1e-12)): every score 0, a finite loss.
+        let flat = vec![0.0; B * 8];
+        assert!(paper([&flat, &flat, &xv, &xt]).value().unwrap().is_finite());
+
+        // A row of NaN, in an embedding or an input, in either mode: an error naming it.
+        for mode in [Mode::Paper, Mode::Official] {
+            let mut nan_v = v.clone();
+            nan_v[3 * 8..4 * 8].fill(f64::NAN);
+            let mut nan_x = xv.clone();
+            nan_x[5 * 6..6 * 6].fill(f64::NAN);
+            for (rows, name, row) in [
+                ([&nan_v[..], &t, &xv, &xt], "video_emb", 3),
+                ([&v[..], &nan_v, &xv, &xt], "text_emb", 3),
+                ([&v[..], &t, &nan_x, &xt], "video_in", 5),
+            ] {
+                let error = crossclr_on(mode, queue, rows).unwrap_err();
+                let message = error.to_string();
+                assert!(matches!(error, LossError::NonFinite { .. }), "{message}");
+                assert!(
+                    message.contains(&format!("`{name}` holds NaN at row {row}, column 0")),
+                    "{message}"
+                );
+            }
+        }
+    }
+    // A queue that refused a NaN batch kept nothing of it: the next batch is as on a fresh one.
+    let config = CrossClrConfig::default();
+    let good = PairBatch::new(
+        tensor(v.clone(), 8),
+        tensor(t.clone(), 8),
+        tensor(xv.clone(), 6),
+        tensor(xt.clone(), 6),
+    )
+    .unwrap();
+    let mut nan_v = v.clone();
+    nan_v[0] = f64::INFINITY;
+    let bad = PairBatch::new(
+        tensor(nan_v, 8),
+        tensor(t.clone(), 8),
+        tensor(xv.clone(), 6),
+        tensor(xt.clone(), 6),
+    )
+    .unwrap();
+    let mut refused = CrossClrQueue::new(config, 30, QueueInit::Empty).unwrap();
+    assert!(refused.forward(&bad).is_err());
+    let mut fresh = CrossClrQueue::new(config, 30, QueueInit::Empty).unwrap();
+    assert_eq!(value(&mut refused, &good), value(&mut fresh, &good));
+    // The baselines refuse it too.
+    for loss in [
+        &mut InfoNce::new(0.07).unwrap() as &mut dyn ContrastiveLoss,
+        &mut MaxMargin::new(0.2).unwrap(),
+        &mut XmlNet::with_tau(0.07).unwrap(),
+    ] {
+        let message = loss.forward(&bad).unwrap_err().to_string();
+        assert!(
+            message.contains("`video_emb` holds inf at row 0, column 0"),
+            "{message}"
+        );
+    }
+
+    // Official mode computes the weights as the released code writes them: with Σc = 0 (zero
+    // inputs, or B = 1) they are 0/0 = NaN, and so is the loss; `crossclr loss` says why.
+    let zeros = vec![0.0; B * 6];
+    for rows in [
+        [&v[..], &t, &zeros, &zeros],
+        [&v[..8], &t[..8], &xv[..6], &xt[..6]],
+    ] {
+        let report = crossclr_on(Mode::Official, false, rows).unwrap();
+        assert!(report.video.weights.iter().all(|w| w.is_nan()));
+        assert!(report.value().unwrap().is_nan());
+    }
+    // Constant inputs and duplicates are finite there.
+    let constant = vec![0.5; B * 6];
+    let report = crossclr_on(Mode::Official, false, [&v, &t, &constant, &constant]).unwrap();
+    assert!(report.value().unwrap().is_finite());
 }

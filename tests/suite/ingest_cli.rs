@@ -240,3 +240,121 @@ fn demo_renders_ingests_trains_and_search_finds_clips_of_the_query() {
         "cosines: {scores:?}"
     );
 }
+
+/// A `seconds`-long 10 fps test pattern turned `hue` degrees at `path`.
+fn pattern(path: &Path, seconds: u32, hue: u32) {
+    let status = Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!("testsrc2=s=64x48:r=10,hue=h={hue}"))
+        .args([
+            "-t",
+            &seconds.to_string(),
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .arg(path)
+        .status()
+        .expect("ffmpeg runs (scripts/setup.sh installs it)");
+    assert!(status.success());
+}
+
+#[test]
+fn ingest_reports_clips_past_the_end_paths_outside_the_folder_and_redoes_a_replaced_video() {
+    let dir = tempfile::tempdir().unwrap();
+    let videos = dir.path().join("videos");
+    std::fs::create_dir_all(&videos).unwrap();
+    for (name, hue) in [("v", 0), ("w", 120), ("x", 240)] {
+        pattern(&videos.join(format!("{name}.mp4")), 4, hue);
+    }
+    let captions = dir.path().join("captions.csv");
+    std::fs::write(
+        &captions,
+        "video,caption,start,end\nv,inside,0,2\nv,far past the end,100,200\n\
+         v,over the end,2,9\nw,another video,0,2\nx,a third video,0,2\n",
+    )
+    .unwrap();
+    let project = dir.path().join("p");
+    let project_arg = project.to_str().unwrap();
+    let (ok, _, stderr) = crossclr(&[
+        "new",
+        project_arg,
+        "--videos",
+        videos.to_str().unwrap(),
+        "--captions",
+        captions.to_str().unwrap(),
+        "--val-fraction",
+        "0",
+        "--test-fraction",
+        "0",
+    ]);
+    assert!(ok, "new failed: {stderr}");
+    // The manifest, edited by hand to read a file from outside the video folder.
+    let outside = dir.path().join("bigv");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::copy(videos.join("x.mp4"), outside.join("x.mp4")).unwrap();
+    let manifest = project.join("manifest.jsonl");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let line = text.lines().position(|l| l.contains("\"x.mp4\"")).unwrap() + 1;
+    std::fs::write(&manifest, text.replace("\"x.mp4\"", "\"../bigv/x.mp4\"")).unwrap();
+
+    let ingest = || {
+        crossclr(&[
+            "ingest",
+            project_arg,
+            "--text",
+            "hashed:16",
+            "--no-thumbnails",
+        ])
+    };
+    let (ok, stdout, stderr) = ingest();
+    assert!(ok, "ingest failed: {stderr}");
+    assert!(
+        stdout.contains("2 encoded now, 0 staged before"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "manifest.jsonl:{line}: `path` \"../bigv/x.mp4\" leaves the video folder"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("2 clips do not fit their video's duration: 1 skipped, 1 cut"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("of `v` skipped: it starts at 100 s")
+            && stdout.contains("of `v` cut: it ends at 9 s"),
+        "{stdout}"
+    );
+    let train = Project::open(&project)
+        .unwrap()
+        .load_split("train")
+        .unwrap();
+    assert_eq!(train.video_keys, ["v", "w"]);
+    assert_eq!(train.num_clips(), 3);
+
+    // `v` replaced by another file: encoded again, `w` reused.
+    pattern(&videos.join("v.mp4"), 6, 60);
+    let (ok, stdout, stderr) = ingest();
+    assert!(ok, "rerun failed: {stderr}");
+    assert!(
+        stdout.contains("1 encoded now, 1 staged before"),
+        "{stdout}"
+    );
+    let again = Project::open(&project)
+        .unwrap()
+        .load_split("train")
+        .unwrap();
+    assert_ne!(
+        again.video.get(0),
+        train.video.get(0),
+        "the new file's features"
+    );
+    assert_eq!(
+        again.video.get(again.clips_of_video(1).start),
+        train.video.get(train.clips_of_video(1).start)
+    );
+}

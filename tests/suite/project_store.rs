@@ -623,6 +623,60 @@ fn manifest_reports_each_bad_line_and_keeps_the_rest() {
 }
 
 #[test]
+fn manifest_video_paths_that_leave_the_video_folder_are_skipped_with_their_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("manifest.jsonl");
+    let line = |clip: &str, video_path: &str| {
+        format!(r#"{{"clip":"{clip}","video":"{clip}","split":"train","path":{video_path:?}}}"#)
+    };
+    let lines = [
+        line("c0", "clip00.mp4"),
+        line("c1", "../bigv/clip01.mp4"),
+        line("c2", "/etc/passwd"),
+        line("c3", "sub/../clip03.mp4"),
+        line("c4", "sub/../../clip04.mp4"),
+        line("c5", "./sub/clip05.mp4"),
+        line("c6", ""),
+    ];
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    let manifest = read_manifest(&path).unwrap();
+    let clips: Vec<&str> = manifest.entries.iter().map(|e| e.clip.as_str()).collect();
+    assert_eq!(clips, ["c0", "c3", "c5"]);
+    let problems: Vec<(usize, &str)> = manifest
+        .problems
+        .iter()
+        .map(|p| (p.line, p.reason.as_str()))
+        .collect();
+    assert_eq!(problems.len(), 4, "{problems:?}");
+    for ((line, reason), (want_line, want)) in problems.iter().zip([
+        (2, "\"../bigv/clip01.mp4\" leaves the video folder"),
+        (3, "\"/etc/passwd\" is absolute"),
+        (5, "leaves the video folder"),
+        (7, "`path` is empty"),
+    ]) {
+        assert_eq!(*line, want_line, "{reason}");
+        assert!(reason.contains(want), "line {line}: {reason}");
+    }
+    // Nor is such an entry written, or resolved to a file when made in code.
+    let mut outside = entry("c9", "v9");
+    outside.path = Some("../bigv/clip01.mp4".into());
+    let error = write_manifest(&path, std::slice::from_ref(&outside)).unwrap_err();
+    assert!(
+        error.to_string().contains("leaves the video folder"),
+        "{error}"
+    );
+    let mut config = ProjectConfig::default();
+    config.source.videos = Some(dir.path().join("videos").display().to_string());
+    let project = Project::create(&dir.path().join("p"), config).unwrap();
+    assert_eq!(project.video_path(&outside), None);
+    outside.path = Some("a/b.mp4".into());
+    assert_eq!(
+        project.video_path(&outside),
+        Some(dir.path().join("videos/a/b.mp4"))
+    );
+}
+
+#[test]
 fn project_directory_layout_and_refusals() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("yc2");
@@ -711,4 +765,39 @@ fn a_failed_import_write_removes_what_it_wrote() {
     import.write(&empty, ProjectConfig::default()).unwrap_err();
     assert!(empty.is_dir());
     assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0);
+}
+
+#[test]
+fn safetensors_headers_that_claim_more_than_the_file_holds_are_refused_before_allocating() {
+    let dir = tempfile::tempdir().unwrap();
+    // The 8-byte little-endian header length, then a few bytes of "header".
+    let lying = |claimed: u64| {
+        let mut bytes = claimed.to_le_bytes().to_vec();
+        bytes.extend_from_slice(b"{\"__metadata__\":{}}");
+        bytes
+    };
+    let started = std::time::Instant::now();
+    for (i, claimed) in [u64::MAX, 1 << 40, 99_000_000, 1_000_000_000, 20]
+        .iter()
+        .enumerate()
+    {
+        let path = dir.path().join(format!("{i}.safetensors"));
+        std::fs::write(&path, lying(*claimed)).unwrap();
+        let features = SplitFeatures::load(&path).unwrap_err().to_string();
+        assert!(features.contains(&format!("{i}.safetensors")), "{features}");
+        let embeddings = crossclr::project::RunEmbeddings::load(&path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            embeddings.contains(&format!("{i}.safetensors")),
+            "{embeddings}"
+        );
+        assert!(
+            features.to_lowercase().contains("header")
+                && embeddings.to_lowercase().contains("header"),
+            "{features} / {embeddings}"
+        );
+    }
+    // Refused from the 8 bytes, not after reserving what they claim (up to 16 EiB).
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
 }
