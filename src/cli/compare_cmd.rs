@@ -54,8 +54,17 @@ fn print_comparison(out: &mut impl Write, c: &RunComparison) -> Result<()> {
     let width = a.run.len().max(b.run.len()).max(6);
     writeln!(
         out,
+        "{:<18} {:^g$}   {:^g$}   {:^g$}",
+        "",
+        "R@1",
+        "R@5",
+        "R@10",
+        g = 2 * width + 1
+    )?;
+    writeln!(
+        out,
         "{:<18} {:>w$} {:>w$}   {:>w$} {:>w$}   {:>w$} {:>w$}",
-        "R@1 / R@5 / R@10",
+        "",
         a.run,
         b.run,
         a.run,

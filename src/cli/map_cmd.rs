@@ -191,9 +191,13 @@ pub fn run(args: &MapArgs) -> Result<()> {
         .expect("a valid template"),
     );
     let job = TsneJob::spawn(values, rows, cols, config.clone(), 10)?;
-    let token = job.cancel.clone();
-    let _ = ctrlc::set_handler(move || token.cancel());
+    // The process's one Ctrl-C handler; the job hears of it at its next snapshot (every 10
+    // iterations).
+    let interrupt = crate::process::interrupt_token()?;
     for snapshot in job.progress.iter() {
+        if interrupt.is_cancelled() {
+            job.cancel.cancel();
+        }
         bar.set_position(snapshot.iteration as u64);
         if let Some(kl) = snapshot.kl_divergence {
             bar.set_message(format!("{kl:.4}"));

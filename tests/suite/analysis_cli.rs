@@ -1023,3 +1023,67 @@ fn parquet_and_projector_exports_read_back_with_their_schema_and_values() {
         "{pixel:?}"
     );
 }
+
+#[test]
+fn compare_puts_two_runs_side_by_side_with_eval_s_numbers_and_consistent_per_clip_figures() {
+    let project = trained();
+    let dir = project.to_str().unwrap();
+    let (ok, stdout, stderr) = crossclr(&["compare", dir, "--runs", "paper,official", "--json"]);
+    assert!(ok, "compare failed: {stderr}");
+    let got = json(&stdout);
+    for (side, run) in [("first", "paper"), ("second", "official")] {
+        let (ok, eval, stderr) = crossclr(&["eval", dir, "--run", run, "--json"]);
+        assert!(ok, "eval failed: {stderr}");
+        let eval = json(&eval);
+        assert_eq!(got[side]["run"], run);
+        for direction in ["clip_to_sentence", "video_to_paragraph"] {
+            let (a, b) = (&got[side]["report"][direction], &eval[direction]);
+            for metric in ["r1", "r5", "r10", "median_rank"] {
+                let (a, b) = (a[metric].as_f64().unwrap(), b[metric].as_f64().unwrap());
+                assert!(
+                    (a - b).abs() < 1e-9,
+                    "{run} {direction} {metric}: {a} vs eval's {b}"
+                );
+            }
+        }
+    }
+    let clips = got["clips"].as_u64().unwrap() as usize;
+    let per_clip = got["per_clip"].as_array().unwrap();
+    assert_eq!(per_clip.len(), clips);
+    // The per-clip ranks are the ranks eval's R@k counts.
+    for (side, rank) in [("first", "rank_first"), ("second", "rank_second")] {
+        let first = per_clip.iter().filter(|c| c[rank] == 1).count();
+        let r1 = got[side]["report"]["clip_to_sentence"]["r1"]
+            .as_f64()
+            .unwrap();
+        assert!((first as f64 / clips as f64 - r1).abs() < 1e-9, "{side}");
+    }
+    let ranks = &got["ranks"];
+    let count = |k: &str| ranks[k].as_u64().unwrap() as usize;
+    assert_eq!(count("better") + count("worse") + count("same"), clips);
+    let better = per_clip
+        .iter()
+        .filter(|c| c["rank_second"].as_u64() < c["rank_first"].as_u64())
+        .count();
+    assert_eq!(count("better"), better);
+    let histogram: Vec<usize> =
+        serde_json::from_value(got["overlap"]["histogram"].clone()).unwrap();
+    assert_eq!(histogram.len(), 11);
+    assert_eq!(histogram.iter().sum::<usize>(), clips);
+    let mean = got["overlap"]["mean"].as_f64().unwrap();
+    let shared: u64 = per_clip
+        .iter()
+        .map(|c| c["shared_neighbours"].as_u64().unwrap())
+        .sum();
+    assert!((mean - shared as f64 / (10.0 * clips as f64)).abs() < 1e-9);
+    assert!(
+        (0.0..1.0).contains(&mean),
+        "two different runs agree on some neighbours, not all: {mean}"
+    );
+
+    // A run compared with itself, or one run named, is refused with the reason.
+    let (ok, _, stderr) = crossclr(&["compare", dir, "--runs", "paper,paper"]);
+    assert!(!ok && stderr.contains("both runs are `paper`"), "{stderr}");
+    let (ok, _, stderr) = crossclr(&["compare", dir, "--runs", "paper"]);
+    assert!(!ok && stderr.contains("two run names"), "{stderr}");
+}

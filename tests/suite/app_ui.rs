@@ -329,6 +329,16 @@ fn a_typed_search_lights_up_the_map_and_a_click_on_a_result_selects_it() {
         .position(|c| c.split == "train")
         .unwrap();
     harness.state_mut().select(trained_clip);
+    // Its frame strip arrives on a job and moves the panel below it: a click is a pointer event
+    // at the button's place, so the layout must have settled first.
+    step_until(&mut harness, "the training clip's frames", |app| {
+        app.frames.clip == Some(trained_clip)
+            && !app
+                .frames
+                .status
+                .as_deref()
+                .is_some_and(|s| s.starts_with("decoding"))
+    });
     harness.run_steps(3);
     harness.get_by_label("training batch").click();
     step_until(&mut harness, "a replayed batch", |app| {
