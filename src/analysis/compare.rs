@@ -6,7 +6,9 @@ use candle_core::Device;
 use serde::Serialize;
 
 use super::AnalysisError;
-use super::rank::UnitRows;
+use super::rank::{UnitRows, dot};
+use super::samples::manifest_of;
+use crate::eval::{TiePolicy, block_ranks};
 use crate::jobs::CancelToken;
 use crate::project::{Project, RunEmbeddings, RunName};
 use crate::train::{RetrievalReport, evaluate_run};
@@ -103,14 +105,10 @@ pub fn compare_runs(
     if cancel.is_cancelled() {
         return Err(AnalysisError::Cancelled);
     }
-    let manifest = project.read_manifest()?;
-    let caption_of: std::collections::HashMap<&str, Option<&String>> = manifest
-        .entries
-        .iter()
-        .map(|e| (e.clip.as_str(), e.caption.as_ref()))
-        .collect();
-    let ranks_a = sentence_ranks(&a.embeddings);
-    let ranks_b = sentence_ranks(&b.embeddings);
+    let entries = project.read_manifest()?.entries;
+    let manifest = manifest_of(&entries, &a.embeddings.clip_keys);
+    let ranks_a = sentence_ranks(&a.embeddings)?;
+    let ranks_b = sentence_ranks(&b.embeddings)?;
     let neighbours_a = nearest_clips(&a.embeddings, OVERLAP_K, cancel)?;
     let neighbours_b = nearest_clips(&b.embeddings, OVERLAP_K, cancel)?;
     let per_clip: Vec<ClipChange> = a
@@ -120,7 +118,7 @@ pub fn compare_runs(
         .enumerate()
         .map(|(i, key)| ClipChange {
             key: key.clone(),
-            caption: caption_of.get(key.as_str()).copied().flatten().cloned(),
+            caption: manifest[i].and_then(|e| e.caption.clone()),
             rank_first: ranks_a[i] + 1,
             rank_second: ranks_b[i] + 1,
             shared_neighbours: neighbours_a[i]
@@ -186,21 +184,30 @@ fn rank_summary(per_clip: &[ClipChange]) -> RankSummary {
     }
 }
 
-/// Each clip's 0-based rank of its own sentence among all sentences, ties counted against it.
-fn sentence_ranks(embeddings: &RunEmbeddings) -> Vec<usize> {
+/// Each clip's 0-based rank of its own sentence among all sentences, ties counted against it:
+/// `eval`'s ranking, over blocks of the clip × sentence cosines.
+fn sentence_ranks(embeddings: &RunEmbeddings) -> Result<Vec<usize>, AnalysisError> {
+    const BLOCK: usize = 256;
     let clips = UnitRows::from_matrix(&embeddings.clip);
     let sentences = UnitRows::from_matrix(&embeddings.sentence);
-    (0..clips.rows())
-        .map(|i| {
-            let query = clips.row(i);
-            let dot =
-                |j: usize| -> f32 { query.iter().zip(sentences.row(j)).map(|(x, y)| x * y).sum() };
-            let own = dot(i);
-            (0..sentences.rows())
-                .filter(|&j| j != i && dot(j) >= own)
-                .count()
-        })
-        .collect()
+    let cols = sentences.rows();
+    let mut ranks = Vec::with_capacity(clips.rows());
+    for start in (0..clips.rows()).step_by(BLOCK) {
+        let rows = BLOCK.min(clips.rows() - start);
+        let sentences = &sentences;
+        let scores: Vec<f32> = (start..start + rows)
+            .flat_map(|i| {
+                let query = clips.row(i);
+                (0..cols).map(move |j| dot(query, sentences.row(j)))
+            })
+            .collect();
+        let block =
+            block_ranks(&scores, rows, cols, start, TiePolicy::Pessimistic).map_err(|e| {
+                AnalysisError::Settings(format!("run `{}`'s embeddings: {e}", embeddings.run))
+            })?;
+        ranks.extend(block);
+    }
+    Ok(ranks)
 }
 
 /// Each clip's `k` nearest other clips by the cosine of its clip embedding.
@@ -285,6 +292,6 @@ mod tests {
         };
         // Clip a ties with sentence b (rank 1); clip b is orthogonal to its own sentence but
         // matches sentence c (rank 2); clip c's sentence is orthogonal to it (rank 2: a, b beat it).
-        assert_eq!(sentence_ranks(&embeddings), [1, 2, 2]);
+        assert_eq!(sentence_ranks(&embeddings).unwrap(), [1, 2, 2]);
     }
 }

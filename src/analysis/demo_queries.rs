@@ -3,7 +3,7 @@
 //! clips of that colour and shape among the best five are counted; a pair passes with
 //! min(3, its clips) of them. The truth is the captions' own words, as a new user would read them.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 use serde::Serialize;
 
@@ -81,21 +81,21 @@ pub fn colour_shape_queries(
     index: &SearchIndex,
 ) -> Result<DemoQueryReport, AnalysisError> {
     let manifest = project.read_manifest()?;
-    let mut clips_of: BTreeMap<(usize, usize), usize> = BTreeMap::new();
-    let position = |colour: Colour, shape: Shape| {
-        (
-            COLOURS.iter().position(|&c| c == colour).unwrap_or(0),
-            SHAPES.iter().position(|&s| s == shape).unwrap_or(0),
-        )
-    };
+    let mut clips_of: HashMap<(Colour, Shape), usize> = HashMap::new();
     for entry in &manifest.entries {
-        if let Some((colour, shape)) = entry.caption.as_deref().and_then(colour_and_shape) {
-            *clips_of.entry(position(colour, shape)).or_default() += 1;
+        if let Some(pair) = entry.caption.as_deref().and_then(colour_and_shape) {
+            *clips_of.entry(pair).or_default() += 1;
         }
     }
+    // In the vocabulary's order: colours, then shapes.
+    let held = COLOURS
+        .iter()
+        .flat_map(|&c| SHAPES.iter().map(move |&s| (c, s)));
     let mut pairs = Vec::with_capacity(clips_of.len());
-    for (&(c, s), &clips) in &clips_of {
-        let (colour, shape) = (COLOURS[c], SHAPES[s]);
+    for (colour, shape) in held {
+        let Some(&clips) = clips_of.get(&(colour, shape)) else {
+            continue;
+        };
         let colour_word = colour.words()[0];
         let article = if colour_word.starts_with(['a', 'e', 'i', 'o', 'u']) {
             "an"

@@ -24,71 +24,30 @@ pub enum TrainUpdate {
     Ended(Outcome),
 }
 
-/// The settings the panel edits, laid over the project's `crossclr.toml` when a run starts.
+/// The settings the panel edits: the project's whole `crossclr.toml` as it was when the panel
+/// opened on it (the widgets show its loss and training settings; a preset sets the head's too),
+/// and the run's name.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainForm {
-    pub kind: LossKind,
-    pub mode: Mode,
-    pub tau: f64,
-    pub kappa: f64,
-    pub lambda: f64,
-    pub gamma: f64,
-    pub queue: usize,
-    pub multi_positive_k: usize,
-    pub epochs: usize,
-    pub batch_size: usize,
-    pub seed: u64,
-    pub device: DeviceKind,
+    pub config: ProjectConfig,
     pub run: String,
 }
 
 impl TrainForm {
     pub fn of_config(config: &ProjectConfig) -> Self {
-        let (loss, train) = (&config.loss, &config.train);
         Self {
-            kind: loss.kind,
-            mode: loss.mode,
-            tau: loss.tau,
-            kappa: loss.kappa,
-            lambda: loss.lambda,
-            gamma: loss.gamma,
-            queue: loss.queue,
-            multi_positive_k: loss.multi_positive_k,
-            epochs: train.epochs,
-            batch_size: train.batch_size,
-            seed: train.seed,
-            device: train.device,
+            config: config.clone(),
             run: default_run_name(config),
         }
     }
 
-    /// `config` with this form's settings.
-    pub fn apply(&self, config: &ProjectConfig) -> ProjectConfig {
-        let mut config = config.clone();
-        let loss = &mut config.loss;
-        loss.kind = self.kind;
-        loss.mode = self.mode;
-        loss.tau = self.tau;
-        loss.kappa = self.kappa;
-        loss.lambda = self.lambda;
-        loss.gamma = self.gamma;
-        loss.queue = self.queue;
-        loss.multi_positive_k = self.multi_positive_k;
-        let train = &mut config.train;
-        train.epochs = self.epochs;
-        train.batch_size = self.batch_size;
-        train.seed = self.seed;
-        train.device = self.device;
-        config
-    }
-
-    /// The form with `preset`'s loss over `config`; the data settings and the run name stay.
-    fn with_preset(&self, config: &ProjectConfig, preset: Preset) -> Self {
-        let mut preset_config = self.apply(config);
-        preset.apply(&mut preset_config);
+    /// The form with `preset` applied; the data settings and the run name stay.
+    fn with_preset(&self, preset: Preset) -> Self {
+        let mut config = self.config.clone();
+        preset.apply(&mut config);
         Self {
+            config,
             run: self.run.clone(),
-            ..Self::of_config(&preset_config)
         }
     }
 }
@@ -225,9 +184,9 @@ impl TrainPanel {
             let error = |e: crate::train::TrainError| format!("{:#}", anyhow::Error::from(e));
             let project =
                 Project::open(&dir).map_err(|e| format!("{:#}", anyhow::Error::from(e)))?;
-            let config = form.apply(project.config());
-            let prepared = PreparedRun::prepare(&project, &config, RunRequest { name, resume })
-                .map_err(error)?;
+            let prepared =
+                PreparedRun::prepare(&project, &form.config, RunRequest { name, resume })
+                    .map_err(error)?;
             let (events, receiver) = progress_channel(256);
             std::thread::scope(|scope| {
                 let relay = scope.spawn(|| {
@@ -306,7 +265,6 @@ pub fn train_ui(ui: &mut egui::Ui, app: &mut ExplorerApp) {
         return;
     };
     app.train.follow_project(&dir);
-    let config = Project::open(&dir).ok().map(|p| p.config().clone());
     let running = app.train.job.is_some();
     let repaint = {
         let ctx = ui.ctx().clone();
@@ -318,9 +276,7 @@ pub fn train_ui(ui: &mut egui::Ui, app: &mut ExplorerApp) {
             ui.set_width(340.0);
             egui::ScrollArea::vertical()
                 .id_salt("train-controls")
-                .show(ui, |ui| {
-                    controls_ui(ui, panel, &dir, config.as_ref(), running, &repaint)
-                });
+                .show(ui, |ui| controls_ui(ui, panel, &dir, running, &repaint));
         });
         ui.separator();
         curves_ui(ui, &panel.curves);
@@ -331,7 +287,6 @@ fn controls_ui(
     ui: &mut egui::Ui,
     panel: &mut TrainPanel,
     dir: &Path,
-    config: Option<&ProjectConfig>,
     running: bool,
     repaint: &(impl Fn() + Send + Sync + Clone + 'static),
 ) {
@@ -382,7 +337,7 @@ fn controls_ui(
         egui::CollapsingHeader::new("settings")
             .default_open(true)
             .show(ui, |ui| {
-                ui.add_enabled_ui(!running, |ui| form_ui(ui, form, config));
+                ui.add_enabled_ui(!running, |ui| form_ui(ui, form));
             });
     }
     if panel.frames_while_training > 0 {
@@ -396,25 +351,23 @@ fn controls_ui(
     }
 }
 
-fn form_ui(ui: &mut egui::Ui, form: &mut TrainForm, config: Option<&ProjectConfig>) {
+fn form_ui(ui: &mut egui::Ui, form: &mut TrainForm) {
     egui::Grid::new("train-form")
         .num_columns(2)
         .spacing([8.0, 4.0])
         .show(ui, |ui| {
-            if let Some(config) = config {
-                ui.label("preset");
-                ui.horizontal(|ui| {
-                    for preset in Preset::ALL {
-                        if ui.small_button(preset.name()).clicked() {
-                            *form = form.with_preset(config, preset);
-                        }
+            ui.label("preset");
+            ui.horizontal(|ui| {
+                for preset in Preset::ALL {
+                    if ui.small_button(preset.name()).clicked() {
+                        *form = form.with_preset(preset);
                     }
-                });
-                ui.end_row();
-            }
+                }
+            });
+            ui.end_row();
             ui.label("loss");
             egui::ComboBox::from_id_salt("train-loss")
-                .selected_text(form.kind.to_string())
+                .selected_text(form.config.loss.kind.to_string())
                 .show_ui(ui, |ui| {
                     for kind in [
                         LossKind::Crossclr,
@@ -422,16 +375,16 @@ fn form_ui(ui: &mut egui::Ui, form: &mut TrainForm, config: Option<&ProjectConfi
                         LossKind::Maxmargin,
                         LossKind::Xmlnet,
                     ] {
-                        ui.selectable_value(&mut form.kind, kind, kind.to_string());
+                        ui.selectable_value(&mut form.config.loss.kind, kind, kind.to_string());
                     }
                 });
             ui.end_row();
-            let crossclr = form.kind == LossKind::Crossclr;
+            let crossclr = form.config.loss.kind == LossKind::Crossclr;
             ui.label("mode");
             ui.add_enabled_ui(crossclr, |ui| {
                 ui.horizontal(|ui| {
-                    ui.selectable_value(&mut form.mode, Mode::Paper, "paper");
-                    ui.selectable_value(&mut form.mode, Mode::Official, "official");
+                    ui.selectable_value(&mut form.config.loss.mode, Mode::Paper, "paper");
+                    ui.selectable_value(&mut form.config.loss.mode, Mode::Official, "official");
                 });
             });
             ui.end_row();
@@ -447,36 +400,48 @@ fn form_ui(ui: &mut egui::Ui, form: &mut TrainForm, config: Option<&ProjectConfi
                 ui.end_row();
             };
             let tau_used = matches!(
-                form.kind,
+                form.config.loss.kind,
                 LossKind::Crossclr | LossKind::Infonce | LossKind::Xmlnet
             );
-            number(ui, "τ", &mut form.tau, 1e-4..=10.0, tau_used);
-            number(ui, "κ", &mut form.kappa, 1e-5..=1000.0, crossclr);
-            number(ui, "λ", &mut form.lambda, 1e-4..=10.0, crossclr);
-            number(ui, "γ", &mut form.gamma, 0.0..=2.0, crossclr);
+            number(ui, "τ", &mut form.config.loss.tau, 1e-4..=10.0, tau_used);
+            number(
+                ui,
+                "κ",
+                &mut form.config.loss.kappa,
+                1e-5..=1000.0,
+                crossclr,
+            );
+            number(ui, "λ", &mut form.config.loss.lambda, 1e-4..=10.0, crossclr);
+            number(ui, "γ", &mut form.config.loss.gamma, 0.0..=2.0, crossclr);
             let count = |ui: &mut egui::Ui, name: &str, value: &mut usize, max, enabled| {
                 ui.label(name);
                 ui.add_enabled(enabled, egui::DragValue::new(value).range(0..=max));
                 ui.end_row();
             };
-            count(ui, "queue", &mut form.queue, 65_536, crossclr);
+            count(ui, "queue", &mut form.config.loss.queue, 65_536, crossclr);
             count(
                 ui,
                 "extra positives",
-                &mut form.multi_positive_k,
+                &mut form.config.loss.multi_positive_k,
                 64,
                 crossclr,
             );
-            count(ui, "epochs", &mut form.epochs, 10_000, true);
-            count(ui, "videos per batch", &mut form.batch_size, 4096, true);
+            count(ui, "epochs", &mut form.config.train.epochs, 10_000, true);
+            count(
+                ui,
+                "videos per batch",
+                &mut form.config.train.batch_size,
+                4096,
+                true,
+            );
             ui.label("seed");
-            ui.add(egui::DragValue::new(&mut form.seed));
+            ui.add(egui::DragValue::new(&mut form.config.train.seed));
             ui.end_row();
             ui.label("device");
             ui.horizontal(|ui| {
-                ui.selectable_value(&mut form.device, DeviceKind::Cpu, "cpu");
+                ui.selectable_value(&mut form.config.train.device, DeviceKind::Cpu, "cpu");
                 ui.add_enabled_ui(cfg!(feature = "cuda"), |ui| {
-                    ui.selectable_value(&mut form.device, DeviceKind::Cuda, "cuda")
+                    ui.selectable_value(&mut form.config.train.device, DeviceKind::Cuda, "cuda")
                         .on_disabled_hover_text("this build has no CUDA support");
                 });
             });
@@ -614,16 +579,15 @@ mod tests {
 
     #[test]
     fn a_preset_changes_the_loss_but_keeps_the_data_settings_and_the_name() {
-        let config = ProjectConfig::default();
-        let mut form = TrainForm::of_config(&config);
-        form.epochs = 7;
+        let mut form = TrainForm::of_config(&ProjectConfig::default());
+        form.config.train.epochs = 7;
         form.run = "mine".into();
-        let paper = form.with_preset(&config, Preset::PaperLsmdc);
-        assert_eq!((paper.epochs, paper.run.as_str()), (7, "mine"));
-        assert_eq!(
-            (paper.kappa, paper.lambda, paper.queue),
-            (55e-4, 0.65, 3000)
-        );
-        assert_eq!(paper.mode, Mode::Paper);
+        let paper = form.with_preset(Preset::PaperLsmdc);
+        assert_eq!((paper.config.train.epochs, paper.run.as_str()), (7, "mine"));
+        let loss = &paper.config.loss;
+        assert_eq!((loss.kappa, loss.lambda, loss.queue), (55e-4, 0.65, 3000));
+        assert_eq!(loss.mode, Mode::Paper);
+        // The preset's head settings reach the run too.
+        assert_eq!(paper.config.model.attention_dim, 768);
     }
 }

@@ -201,12 +201,14 @@ fn layout(image: &[f32]) -> Vec<f32> {
     block
 }
 
-/// Luma (ITU-R BT.601 weights) of an interleaved RGB image.
+/// Luma (ITU-R BT.601 weights) of one RGB pixel.
+fn luma(p: &[f32]) -> f32 {
+    0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2]
+}
+
+/// Luma of an interleaved RGB image.
 fn grey(image: &[f32]) -> Vec<f32> {
-    image
-        .chunks(3)
-        .map(|p| 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2])
-        .collect()
+    image.chunks(3).map(luma).collect()
 }
 
 /// A `size × size` grey image averaged down to half its size.
@@ -297,7 +299,7 @@ fn motion(current: &[f32], previous: Option<&[f32]>) -> Vec<f32> {
 
 /// Luma and two chroma axes of an RGB pixel.
 fn luma_chroma(p: &[f32]) -> [f32; 3] {
-    let luma = 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2];
+    let luma = luma(p);
     [luma, p[0] - luma, p[2] - luma]
 }
 

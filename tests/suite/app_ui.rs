@@ -400,8 +400,8 @@ fn the_train_panel_trains_pauses_resumes_to_the_same_bytes_and_the_map_follows()
     let set_form = |harness: &mut Harness<'_, ExplorerApp>, run: &str| {
         let form = harness.state_mut().train.form.as_mut().unwrap();
         // Two videos a batch: several steps an epoch, so a pause lands inside the run.
-        form.epochs = 2;
-        form.batch_size = 2;
+        form.config.train.epochs = 2;
+        form.config.train.batch_size = 2;
         form.run = run.into();
     };
 
