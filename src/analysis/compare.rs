@@ -233,6 +233,65 @@ fn nearest_clips(
     Ok(lists)
 }
 
+/// `moving` turned, flipped if that fits better, scaled and shifted onto `reference`: the turn
+/// and flip of the least-squares (Procrustes) fit, the scale that gives it the reference's spread.
+/// Two t-SNE maps of the same points are each unique only up to such a transform, so the second
+/// is shown in the first's frame and a point's place on one map can be looked for in the same
+/// place on the other. The least-squares scale is not used: it shrinks a map that agrees only
+/// loosely with the reference towards its centre.
+pub fn align_layout(reference: &[[f32; 2]], moving: &[[f32; 2]]) -> Vec<[f32; 2]> {
+    let n = reference.len().min(moving.len());
+    if n == 0 {
+        return moving.to_vec();
+    }
+    let mean = |points: &[[f32; 2]]| {
+        let (x, y) = points[..n].iter().fold((0.0f64, 0.0f64), |(x, y), p| {
+            (x + f64::from(p[0]), y + f64::from(p[1]))
+        });
+        (x / n as f64, y / n as f64)
+    };
+    let (rx, ry) = mean(reference);
+    let (mx, my) = mean(moving);
+    // As complex numbers: w ≈ a·z (a turn and a scale) or w ≈ a·conj(z) (with a flip).
+    let (mut turn, mut flip) = ((0.0f64, 0.0f64), (0.0f64, 0.0f64));
+    let (mut norm, mut reference_norm) = (0.0f64, 0.0f64);
+    for (w, z) in reference[..n].iter().zip(&moving[..n]) {
+        let (wx, wy) = (f64::from(w[0]) - rx, f64::from(w[1]) - ry);
+        let (zx, zy) = (f64::from(z[0]) - mx, f64::from(z[1]) - my);
+        // conj(z)·w and z·w.
+        turn.0 += zx * wx + zy * wy;
+        turn.1 += zx * wy - zy * wx;
+        flip.0 += zx * wx - zy * wy;
+        flip.1 += zx * wy + zy * wx;
+        norm += zx * zx + zy * zy;
+        reference_norm += wx * wx + wy * wy;
+    }
+    if norm <= 0.0 {
+        return vec![[rx as f32, ry as f32]; moving.len()];
+    }
+    let size = |(a, b): (f64, f64)| a * a + b * b;
+    let flipped = size(flip) > size(turn);
+    let (ax, ay) = if flipped { flip } else { turn };
+    let length = (ax * ax + ay * ay).sqrt();
+    let scale = (reference_norm / norm).sqrt();
+    let (ax, ay) = if length > 0.0 {
+        (scale * ax / length, scale * ay / length)
+    } else {
+        (scale, 0.0)
+    };
+    moving
+        .iter()
+        .map(|p| {
+            let (zx, zy) = (f64::from(p[0]) - mx, f64::from(p[1]) - my);
+            let zy = if flipped { -zy } else { zy };
+            [
+                (ax * zx - ay * zy + rx) as f32,
+                (ax * zy + ay * zx + ry) as f32,
+            ]
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,5 +352,51 @@ mod tests {
         // Clip a ties with sentence b (rank 1); clip b is orthogonal to its own sentence but
         // matches sentence c (rank 2); clip c's sentence is orthogonal to it (rank 2: a, b beat it).
         assert_eq!(sentence_ranks(&embeddings).unwrap(), [1, 2, 2]);
+    }
+
+    #[test]
+    fn a_turned_flipped_scaled_and_shifted_layout_is_fitted_back_onto_the_first_at_its_spread() {
+        let reference: Vec<[f32; 2]> = (0..40)
+            .map(|i| {
+                let t = i as f32 * 0.37;
+                [t.cos() * (1.0 + i as f32 * 0.05), t.sin() * 2.0 - 0.3 * t]
+            })
+            .collect();
+        for flip in [false, true] {
+            let (c, s) = (0.6f32.cos(), 0.6f32.sin());
+            let moving: Vec<[f32; 2]> = reference
+                .iter()
+                .map(|p| {
+                    let y = if flip { -p[1] } else { p[1] };
+                    [
+                        3.0 * (c * p[0] - s * y) + 10.0,
+                        3.0 * (s * p[0] + c * y) - 4.0,
+                    ]
+                })
+                .collect();
+            let aligned = align_layout(&reference, &moving);
+            for (a, r) in aligned.iter().zip(&reference) {
+                assert!(
+                    (a[0] - r[0]).abs() < 1e-4 && (a[1] - r[1]).abs() < 1e-4,
+                    "flip {flip}: {a:?} vs {r:?}"
+                );
+            }
+        }
+        // A layout unrelated to the reference keeps the reference's spread, not a shrunk copy.
+        let unrelated: Vec<[f32; 2]> = (0..40)
+            .map(|i| [((i * 7) % 11) as f32, ((i * 5) % 13) as f32 * 0.1])
+            .collect();
+        let fitted = align_layout(&reference, &unrelated);
+        let spread = |xs: &[[f32; 2]]| -> f32 {
+            let n = xs.len() as f32;
+            let (mx, my) = xs
+                .iter()
+                .fold((0.0, 0.0), |(x, y), p| (x + p[0] / n, y + p[1] / n));
+            xs.iter()
+                .map(|p| (p[0] - mx).powi(2) + (p[1] - my).powi(2))
+                .sum::<f32>()
+                .sqrt()
+        };
+        assert!((spread(&fitted) - spread(&reference)).abs() < 1e-3 * spread(&reference));
     }
 }

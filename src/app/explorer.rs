@@ -6,12 +6,14 @@ use std::sync::Arc;
 
 use egui_wgpu::wgpu;
 
+use super::compare_panel::{CompareState, Compared, compare_ui, pruning_under_run};
 use super::frames::FrameStrip;
 use super::inspector_panel::{inspector_ui, neighbours_ui};
 use super::jobs::{Job, Polled, Reporter};
 use super::map_panel::{MapStyle, MapView};
+use super::project_panel::{ProjectAction, ProjectPanel, projects_ui};
 use super::pruning_panel::{PruningView, audit_panel_ui, pruning_ui};
-use super::scene::{ClipFiles, MAX_DRAWN_EDGES, Scene};
+use super::scene::{ClipFiles, ClipInfo, MAX_DRAWN_EDGES, Scene};
 use super::search_panel::{SearchState, search_ui};
 use super::settings::{ColourBy, Level, Modality, PruningScope, Settings, Space};
 use super::status_bar::status_ui;
@@ -22,12 +24,13 @@ use crate::analysis::audit::{
     AuditReport, AuditRequest, AuditScope, TruthChoice, audit, default_gammas,
 };
 use crate::analysis::clusters::{ClusterLabel, cluster_labels};
+use crate::analysis::compare::{align_layout, compare_runs};
 use crate::analysis::negatives::loss_settings;
 use crate::analysis::negatives::{AnchorExplanation, NegativesRequest, Scope, explain_anchor};
 use crate::analysis::tsne::{Init, Tsne, TsneConfig};
 use crate::analysis::{SearchIndex, project_points};
 use crate::demo::{DEMO_RUN, DemoEvent, DemoSettings, make_demo};
-use crate::jobs::progress_channel;
+use crate::jobs::{CancelToken, progress_channel};
 use crate::media::ThumbnailCache;
 use crate::project::{Project, RunName};
 use crate::render::{
@@ -64,10 +67,10 @@ impl Launch {
     }
 }
 
-type Positions = Vec<[f32; 2]>;
+pub(super) type Positions = Vec<[f32; 2]>;
 
 /// A layout job's output: positions, and cluster names once the layout is done.
-type LayoutFrame = (Positions, Vec<ClusterLabel>);
+pub(super) type LayoutFrame = (Positions, Vec<ClusterLabel>);
 
 /// What a pruning view was computed for: anchor, side, γ (bits), scope and epoch.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -80,10 +83,13 @@ struct PruningKey {
 }
 
 /// A clip's decoded thumbnail pixels.
-type ClipPixels = (usize, Vec<u8>);
+pub(super) type ClipPixels = (usize, Vec<u8>);
 
 /// A clip and its nearest clips with their cosines, in input space and in joint space.
 pub type Neighbours = (usize, [Vec<(usize, f32)>; 2]);
+
+/// The compare panel's height: the tables and the anchor's lists without scrolling.
+const COMPARE_PANEL_HEIGHT: f32 = 290.0;
 
 /// The mark of a search result on a map coloured by something else.
 const SEARCH_RESULT: [u8; 4] = [255, 230, 90, 255];
@@ -92,6 +98,8 @@ const SEARCH_RESULT: [u8; 4] = [255, 230, 90, 255];
 struct Loaded {
     scene: Scene,
     search: Option<Result<SearchIndex, String>>,
+    /// The project's trained runs, for the compare view.
+    runs: Vec<RunName>,
 }
 
 pub struct ExplorerApp {
@@ -151,6 +159,27 @@ pub struct ExplorerApp {
     /// The layout shown before the project was reloaded (level, clip keys, positions): the
     /// warm start of the next layout of the same clips, so a retrained map keeps its place.
     previous_layout: Option<(Level, Vec<String>, Positions)>,
+    /// The Projects window: open, new, ingest.
+    pub projects: ProjectPanel,
+    /// Thumbnails an ingest cached after the scene was loaded, by clip.
+    pub arrived_thumbnails: std::collections::HashMap<usize, PathBuf>,
+    /// Arrived thumbnails waiting for the atlas job.
+    pending_thumbnails: Vec<(usize, PathBuf)>,
+    /// The compare view: a second run's map beside this one.
+    pub compare: CompareState,
+    /// A run to show once the load under way is done (the Train panel's newest checkpoint).
+    pending_show: Option<(PathBuf, RunName)>,
+}
+
+/// A clip's thumbnail: the one cached when the scene was loaded, else one that arrived since.
+pub fn thumbnail_of<'a>(
+    info: &'a ClipInfo,
+    arrived: &'a std::collections::HashMap<usize, PathBuf>,
+    clip: usize,
+) -> Option<&'a std::path::Path> {
+    info.thumbnail
+        .as_deref()
+        .or_else(|| arrived.get(&clip).map(PathBuf::as_path))
 }
 
 impl std::fmt::Debug for ExplorerApp {
@@ -219,6 +248,11 @@ impl ExplorerApp {
             problems: Vec::new(),
             train: TrainPanel::default(),
             previous_layout: None,
+            projects: ProjectPanel::default(),
+            arrived_thumbnails: Default::default(),
+            pending_thumbnails: Vec::new(),
+            compare: CompareState::default(),
+            pending_show: None,
         };
         app.start(&cc.egui_ctx);
         app
@@ -268,6 +302,8 @@ impl ExplorerApp {
             _ => None,
         };
         self.settings.remember(dir.clone());
+        // What went wrong with the project shown before is no news about this one.
+        self.problems.clear();
         self.message = Some(format!("opening {}…", dir.display()));
         self.load_job = Some(Job::start(
             "load",
@@ -279,33 +315,23 @@ impl ExplorerApp {
                     Some(run) => Some(run),
                     None => project.latest_run().ok(),
                 };
-                report.progress(0, None, "embedding the clips");
-                let points = project_points(&project, run.as_ref(), cancel)
-                    .map_err(|e| format!("{:#}", anyhow::Error::from(e)))?;
-                let manifest = project.read_manifest().map_err(|e| format!("{e}"))?;
-                let loss = loss_settings(&project, run.as_ref())
-                    .map_err(|e| format!("{:#}", anyhow::Error::from(e)))?;
-                let cache = ThumbnailCache::for_project(project.dir());
-                report.progress(0, None, "the similarity graph");
-                let scene = Scene::new(
-                    project.dir(),
-                    project.config().project.name.clone(),
-                    points,
-                    loss,
-                    &manifest.entries,
-                    |entry| ClipFiles {
-                        thumbnail: Some(cache.for_clip(entry)),
-                        video: project.video_path(entry),
-                    },
+                let scene = scene_of(
+                    &project,
+                    run.as_ref(),
+                    &|text| report.progress(0, None, text),
                     cancel,
-                )
-                .map_err(|e| format!("{:#}", anyhow::Error::from(e)))?;
+                )?;
                 let search = run.as_ref().map(|run| {
                     report.progress(0, None, "building the search index");
                     SearchIndex::from_points(&project, run, &scene.points)
                         .map_err(|e| format!("{:#}", anyhow::Error::from(e)))
                 });
-                Ok(Loaded { scene, search })
+                let runs = project.trained_runs().unwrap_or_default();
+                Ok(Loaded {
+                    scene,
+                    search,
+                    runs,
+                })
             },
         ));
     }
@@ -328,64 +354,63 @@ impl ExplorerApp {
         if let Some((_, job)) = &self.layout_job {
             job.cancel.cancel();
         }
-        let iterations = self.launch.tsne_iterations;
-        let job = Job::start("t-SNE", Self::repainter(ctx), move |report, cancel| {
-            let input = scene.layout_input(level);
-            let n = input.rows;
-            let matrix = Matrix::new(&input.data, n, input.cols).map_err(|e| e.to_string())?;
-            let perplexity = TsneConfig::default()
-                .perplexity
-                .min(((n.max(4) - 1) / 3) as f64);
-            // A warm start is already spread out: early exaggeration would only undo it.
-            let (init, early_iterations) = match warm {
-                Some(positions) => (Init::Positions(positions), 0),
-                None => (Init::default(), iterations.min(250)),
-            };
-            let config = TsneConfig {
-                perplexity: perplexity.max(1.0),
-                iterations,
-                early_iterations,
-                init,
-                ..TsneConfig::default()
-            };
-            let mut tsne = Tsne::new(matrix, config).map_err(|e| e.to_string())?;
-            let as_pairs = |flat: Vec<f32>| -> Positions {
-                flat.chunks_exact(2).map(|p| [p[0], p[1]]).collect()
-            };
-            report.partial((as_pairs(tsne.positions()), Vec::new()));
-            while !tsne.is_done() {
-                if cancel.is_cancelled() {
-                    return Err("cancelled".into());
-                }
-                let snapshot = tsne.step(25);
-                report.progress(
-                    snapshot.iteration,
-                    Some(iterations),
-                    match snapshot.kl_divergence {
-                        Some(kl) => format!("{} · KL {kl:.3}", level.name()),
-                        None => level.name().to_string(),
-                    },
-                );
-                report.partial((as_pairs(snapshot.positions), Vec::new()));
-            }
-            let positions = as_pairs(tsne.positions());
-            let captions: Vec<String> = (0..positions.len())
-                .map(|p| scene.clips[scene.clip_of_point(level, p)].caption.clone())
-                .collect();
-            let k = ((positions.len() as f64 / 4.0).sqrt().round() as usize).clamp(2, 24);
-            let labels = cluster_labels(&positions, &captions, k, 0);
-            Ok((positions, labels))
-        });
+        let job = layout_job(
+            Self::repainter(ctx),
+            scene,
+            level,
+            warm,
+            self.launch.tsne_iterations,
+        );
         self.layout_job = Some((level, job));
     }
 
     /// Uploads `positions` as the map's points.
     fn show_positions(&mut self, level: Level, positions: Positions, refit: bool) {
-        let Some(scene) = &self.scene else { return };
+        let Some(scene) = self.scene.clone() else {
+            return;
+        };
+        let points = self.gpu_points(&scene, level, &positions);
+        self.map.set_positions(positions, refit);
+        self.map
+            .uploads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .points = Some(points.into());
+        self.shown_level = Some(level);
+        self.colours_dirty = true;
+        self.overlay_dirty = true;
+        self.edges_dirty = true;
+    }
+
+    /// Uploads `positions` as the second run's map.
+    fn show_compare_positions(&mut self, level: Level, positions: Positions, refit: bool) {
+        let Some(scene) = self.compare.compared.as_ref().map(|c| Arc::clone(&c.scene)) else {
+            return;
+        };
+        let points = self.gpu_points(&scene, level, &positions);
+        self.compare.map.set_positions(positions, refit);
+        if refit {
+            // The first map now has half the width: both fit it again (they share its camera).
+            self.map.fit_pending = true;
+        }
+        self.compare
+            .map
+            .uploads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .points = Some(points.into());
+        self.compare.shown_level = Some(level);
+        self.colours_dirty = true;
+        self.overlay_dirty = true;
+        self.edges_dirty = true;
+    }
+
+    /// The map's points of `scene` at `positions`: sized by degree, with their atlas tiles.
+    fn gpu_points(&self, scene: &Scene, level: Level, positions: &[[f32; 2]]) -> Vec<GpuPoint> {
         let layout = AtlasLayout::for_thumbnails(scene.clips.len()).capped(self.max_atlas_pages);
         let degree = &scene.graph(self.settings.graph_space).degree;
         let k = super::scene::GRAPH_K as f32;
-        let points: Vec<GpuPoint> = positions
+        positions
             .iter()
             .enumerate()
             .map(|(p, &position)| {
@@ -405,24 +430,17 @@ impl ExplorerApp {
                 GpuPoint {
                     position,
                     size,
-                    tile: if is_sentence || scene.clips[clip].thumbnail.is_none() {
+                    tile: if is_sentence
+                        || thumbnail_of(&scene.clips[clip], &self.arrived_thumbnails, clip)
+                            .is_none()
+                    {
                         NO_TILE
                     } else {
                         layout.tile(clip)
                     },
                 }
             })
-            .collect();
-        self.map.set_positions(positions, refit);
-        self.map
-            .uploads
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .points = Some(points.into());
-        self.shown_level = Some(level);
-        self.colours_dirty = true;
-        self.overlay_dirty = true;
-        self.edges_dirty = true;
+            .collect()
     }
 
     /// The pruning view, when it applies to the shown level (clips are its samples).
@@ -434,14 +452,33 @@ impl ExplorerApp {
             .filter(|view| Some(view.anchor) == self.anchor)
     }
 
+    /// The second run's sets for the anchor, when the first's are shown.
+    fn compare_pruning_shown(&self) -> Option<&PruningView> {
+        self.pruning_shown()?;
+        self.compare
+            .pruning
+            .as_ref()
+            .filter(|view| Some(view.anchor) == self.anchor)
+    }
+
+    /// The second run's scene, when its map shows `level`.
+    fn compare_scene(&self, level: Level) -> Option<Arc<Scene>> {
+        (self.compare.shown_level == Some(level))
+            .then(|| self.compare.compared.as_ref().map(|c| Arc::clone(&c.scene)))
+            .flatten()
+    }
+
     fn search_scores(&self) -> Option<&[f32]> {
         self.search.scores.as_deref()
     }
 
-    fn upload_colours(&mut self) {
-        let (Some(scene), Some(level)) = (&self.scene, self.shown_level) else {
-            return;
-        };
+    /// Each point's colour on a map of `scene` with `pruning`'s sets, and the legend.
+    fn colours_with(
+        &self,
+        scene: &Scene,
+        level: Level,
+        pruning: Option<&PruningView>,
+    ) -> (Vec<u32>, Vec<(String, [u8; 4])>) {
         let colours = scene.colours(
             level,
             self.settings.colour_by,
@@ -450,7 +487,7 @@ impl ExplorerApp {
         );
         let mut rgba = colours.rgba;
         let mut legend = colours.legend;
-        if let Some(view) = self.pruning_shown() {
+        if let Some(view) = pruning {
             for (clip, colour) in view.colours() {
                 rgba[scene.point_of_clip(level, clip)] = colour;
             }
@@ -466,12 +503,11 @@ impl ExplorerApp {
                 ("pruned both".into(), PRUNED_BOTH),
             ];
         }
-        let by_score =
-            self.settings.colour_by == ColourBy::SearchScore && self.pruning_shown().is_none();
+        let by_score = self.settings.colour_by == ColourBy::SearchScore && pruning.is_none();
         if !self.search.top_clips.is_empty() && !by_score {
             legend.push(("search result".into(), SEARCH_RESULT));
         }
-        if self.pruning_shown().is_none()
+        if pruning.is_none()
             && self.settings.show_edges
             && self.settings.colour_by != ColourBy::Influence
             && matches!(level, Level::Clip | Level::Pairs)
@@ -482,19 +518,40 @@ impl ExplorerApp {
             ));
         }
         let packed: Vec<u32> = rgba.iter().map(|&c| pack_colour(c)).collect();
+        (packed, legend)
+    }
+
+    fn upload_colours(&mut self) {
+        let (Some(scene), Some(level)) = (self.scene.clone(), self.shown_level) else {
+            return;
+        };
+        let (packed, legend) = self.colours_with(&scene, level, self.pruning_shown());
         self.map
             .uploads
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .colours = Some(packed.into());
+        if let Some(second) = self.compare_scene(level) {
+            let (packed, _) = self.colours_with(&second, level, self.compare_pruning_shown());
+            self.compare
+                .map
+                .uploads
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .colours = Some(packed.into());
+        }
         self.search.legend = legend;
         self.colours_dirty = false;
     }
 
-    fn upload_overlay(&mut self) {
-        let (Some(scene), Some(level)) = (&self.scene, self.shown_level) else {
-            return;
-        };
+    /// The points drawn on top on a map of `scene`: selection, `pruning`'s sets or influential
+    /// rings, search results, the anchor and the hovered clip.
+    fn overlay_with(
+        &self,
+        scene: &Scene,
+        level: Level,
+        pruning: Option<&PruningView>,
+    ) -> Vec<GpuOverlay> {
         let mut overlay = Vec::new();
         let full = |c: [u8; 4]| pack_colour(c);
         let colours = scene.colours(
@@ -519,7 +576,7 @@ impl ExplorerApp {
                 ));
             }
         }
-        if let Some(view) = self.pruning_shown() {
+        if let Some(view) = pruning {
             for (clip, colour) in view.highlighted() {
                 let p = scene.point_of_clip(level, clip);
                 overlay.push(GpuOverlay::new(p as u32, full(colour), OverlayStyle::Full));
@@ -538,8 +595,7 @@ impl ExplorerApp {
             }
         }
         // The results drawn large: in their score colour when the map shows scores, else marked.
-        let by_score =
-            self.settings.colour_by == ColourBy::SearchScore && self.pruning_shown().is_none();
+        let by_score = self.settings.colour_by == ColourBy::SearchScore && pruning.is_none();
         for &clip in &self.search.top_clips {
             let p = scene.point_of_clip(level, clip);
             let colour = if by_score {
@@ -558,27 +614,47 @@ impl ExplorerApp {
                 overlay.push(GpuOverlay::new(p as u32, full(colour), OverlayStyle::Ring));
             }
         }
+        overlay
+    }
+
+    fn upload_overlay(&mut self) {
+        let (Some(scene), Some(level)) = (self.scene.clone(), self.shown_level) else {
+            return;
+        };
+        let overlay = self.overlay_with(&scene, level, self.pruning_shown());
         self.map
             .uploads
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .overlay = Some(overlay.into());
+        if let Some(second) = self.compare_scene(level) {
+            let overlay = self.overlay_with(&second, level, self.compare_pruning_shown());
+            self.compare
+                .map
+                .uploads
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .overlay = Some(overlay.into());
+        }
         self.overlay_dirty = false;
     }
 
     /// The similarity graph's edges (clip levels), pair lines (pairs) and the anchor's lines to
     /// its positive and pruned negatives.
-    fn upload_edges(&mut self) {
-        let (Some(scene), Some(level)) = (&self.scene, self.shown_level) else {
-            return;
-        };
+    /// The edges of a map of `scene` with `pruning`'s lines, and whether the graph was capped.
+    fn edges_with(
+        &self,
+        scene: &Scene,
+        level: Level,
+        pruning: Option<&PruningView>,
+    ) -> (Vec<GpuEdge>, bool) {
         let mut edges = Vec::new();
-        self.edges_capped = false;
+        let mut capped = false;
         if self.settings.show_edges && matches!(level, Level::Clip | Level::Pairs) {
             let graph = scene.graph(self.settings.graph_space);
             let colour = pack_colour([120, 150, 200, 90]);
             let shown = graph.from.len().min(MAX_DRAWN_EDGES);
-            self.edges_capped = shown < graph.from.len();
+            capped = shown < graph.from.len();
             edges.extend((0..shown).map(|e| GpuEdge::new(graph.from[e], graph.to[e], colour)));
         }
         if level == Level::Pairs {
@@ -586,7 +662,7 @@ impl ExplorerApp {
             let colour = pack_colour([210, 210, 210, 70]);
             edges.extend((0..n).map(|i| GpuEdge::new(i, i + n, colour)));
         }
-        if let Some(view) = self.pruning_shown() {
+        if let Some(view) = pruning {
             let anchor = scene.point_of_clip(level, view.anchor) as u32;
             for (clip, colour) in view.highlighted() {
                 if clip != view.anchor {
@@ -606,13 +682,247 @@ impl ExplorerApp {
                 }
             }
         }
+        (edges, capped)
+    }
+
+    fn upload_edges(&mut self) {
+        let (Some(scene), Some(level)) = (self.scene.clone(), self.shown_level) else {
+            return;
+        };
+        let (edges, capped) = self.edges_with(&scene, level, self.pruning_shown());
+        self.edges_capped = capped;
         self.drawn_edges = edges.len();
         self.map
             .uploads
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .edges = Some(edges.into());
+        if let Some(second) = self.compare_scene(level) {
+            let (edges, _) = self.edges_with(&second, level, self.compare_pruning_shown());
+            self.compare
+                .map
+                .uploads
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .edges = Some(edges.into());
+        }
         self.edges_dirty = false;
+    }
+
+    /// Starts comparing the shown run with the picked one: the second run's scene and both runs'
+    /// tables on a job; its map follows when the job is done.
+    pub fn start_compare(&mut self, ctx: &egui::Context) {
+        let (Some(scene), Some(second)) = (self.scene.clone(), self.compare.second.clone()) else {
+            return;
+        };
+        let Some(first) = scene.run() else {
+            return;
+        };
+        self.compare.close();
+        self.compare.problem = None;
+        self.compare.pruning_for = None;
+        self.colours_dirty = true;
+        self.overlay_dirty = true;
+        self.edges_dirty = true;
+        let dir = scene.project_dir.clone();
+        self.compare.job = Some(Job::start(
+            "compare",
+            Self::repainter(ctx),
+            move |report, cancel| {
+                let started = std::time::Instant::now();
+                let chain =
+                    |e: crate::analysis::AnalysisError| format!("{:#}", anyhow::Error::from(e));
+                let project =
+                    Project::open(&dir).map_err(|e| format!("{:#}", anyhow::Error::from(e)))?;
+                let other = scene_of(
+                    &project,
+                    Some(&second),
+                    &|text| report.progress(0, Some(2), format!("`{second}`: {text}")),
+                    cancel,
+                )?;
+                if other.points.clip_keys != scene.points.clip_keys {
+                    return Err(format!(
+                        "the clips of {} changed since it was opened: open it again to compare",
+                        dir.display()
+                    ));
+                }
+                report.progress(1, Some(2), "evaluating both runs");
+                let table = compare_runs(&project, &first, &second, None, cancel).map_err(chain)?;
+                Ok(Compared {
+                    first,
+                    second,
+                    scene: Arc::new(other),
+                    table,
+                    seconds: started.elapsed().as_secs_f64(),
+                })
+            },
+        ));
+    }
+
+    /// Lays out the second run at the shown level, from the first map's positions.
+    fn start_compare_layout(&mut self, ctx: &egui::Context) {
+        let (Some(level), Some(compared)) = (self.shown_level, &self.compare.compared) else {
+            return;
+        };
+        let scene = Arc::clone(&compared.scene);
+        if let Some((_, job)) = &self.compare.layout_job {
+            job.cancel.cancel();
+        }
+        let warm = (self.map.positions.len() == scene.count(level))
+            .then(|| self.map.positions.iter().flatten().copied().collect());
+        let job = layout_job(
+            Self::repainter(ctx),
+            scene,
+            level,
+            warm,
+            self.launch.tsne_iterations,
+        );
+        self.compare.layout_job = Some((level, job));
+    }
+
+    /// Fills the second map's atlas with the same thumbnails as the first's.
+    fn start_compare_thumbnails(&mut self, ctx: &egui::Context) {
+        let Some(compared) = &self.compare.compared else {
+            return;
+        };
+        let scene = &compared.scene;
+        let layout = AtlasLayout::for_thumbnails(scene.clips.len()).capped(self.max_atlas_pages);
+        self.compare
+            .map
+            .uploads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .atlas = Some(layout);
+        let items: Vec<(usize, PathBuf)> = scene
+            .clips
+            .iter()
+            .enumerate()
+            .filter_map(|(i, clip)| {
+                thumbnail_of(clip, &self.arrived_thumbnails, i).map(|p| (i, p.to_path_buf()))
+            })
+            .filter(|(i, _)| layout.tile(*i) != NO_TILE)
+            .collect();
+        if items.is_empty() {
+            return;
+        }
+        let total = items.len();
+        self.compare.thumbnail_job = Some(Job::start(
+            "compare thumbnails",
+            Self::repainter(ctx),
+            move |report, cancel| {
+                let failed = atlas_batches(&items, cancel, |batch, done| {
+                    report.progress(done, Some(total), "thumbnails");
+                    report.partial(batch);
+                });
+                if failed > 0 {
+                    Err(format!("{failed} of {total} thumbnails could not be read"))
+                } else {
+                    Ok(Vec::new())
+                }
+            },
+        ));
+    }
+
+    fn poll_compare(&mut self, ctx: &egui::Context) {
+        if let Some(job) = &mut self.compare.job
+            && let Polled::Finished(_, result) = job.poll()
+        {
+            self.compare.job = None;
+            match result {
+                Ok(compared) => {
+                    self.compare.compared = Some(compared);
+                    self.compare.pruning_for = None;
+                    self.start_compare_layout(ctx);
+                    self.start_compare_thumbnails(ctx);
+                }
+                Err(error) => self.compare.problem = Some(error),
+            }
+        }
+        let mut snapshot = None;
+        if let Some((level, job)) = &mut self.compare.layout_job {
+            let level = *level;
+            match job.poll() {
+                Polled::Nothing => {}
+                Polled::Partial(mut snapshots) => {
+                    snapshot = snapshots.pop().map(|(p, _)| (level, p, false));
+                }
+                Polled::Finished(mut snapshots, result) => {
+                    self.compare.layout_job = None;
+                    match result {
+                        Ok((positions, _)) => snapshot = Some((level, positions, true)),
+                        Err(error) => {
+                            snapshot = snapshots.pop().map(|(p, _)| (level, p, false));
+                            if error != "cancelled" {
+                                self.compare.problem = Some(format!("t-SNE: {error}"));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if let Some((level, positions, finished)) = snapshot
+            && self.shown_level == Some(level)
+        {
+            let aligned = align_layout(&self.map.positions, &positions);
+            let first = self.compare.shown_level != Some(level);
+            self.show_compare_positions(level, aligned, first || finished);
+        }
+        if let Some(job) = &mut self.compare.thumbnail_job {
+            let (batches, finished) = match job.poll() {
+                Polled::Nothing => (Vec::new(), None),
+                Polled::Partial(b) => (b, None),
+                Polled::Finished(b, r) => (b, Some(r)),
+            };
+            if let Some(compared) = &self.compare.compared {
+                let layout = AtlasLayout::for_thumbnails(compared.scene.clips.len())
+                    .capped(self.max_atlas_pages);
+                let mut uploads = self
+                    .compare
+                    .map
+                    .uploads
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                for batch in batches {
+                    uploads
+                        .thumbnails
+                        .extend(batch.into_iter().map(|(clip, rgba)| Thumbnail {
+                            tile: layout.tile(clip),
+                            rgba,
+                        }));
+                }
+            }
+            if let Some(result) = finished {
+                self.compare.thumbnail_job = None;
+                if let Err(error) = result {
+                    self.compare.problem = Some(error);
+                }
+            }
+        }
+        self.refresh_compare_pruning();
+    }
+
+    /// The anchor's sets under the second run's loss, when the anchor, side or γ changed.
+    fn refresh_compare_pruning(&mut self) {
+        let Some(compared) = &self.compare.compared else {
+            return;
+        };
+        let key = self.anchor.map(|anchor| {
+            (
+                anchor,
+                self.settings.pruning_side,
+                self.settings.gamma.to_bits(),
+            )
+        });
+        if key == self.compare.pruning_for {
+            return;
+        }
+        self.compare.pruning = key.map(|(anchor, side, gamma)| {
+            pruning_under_run(&compared.scene, anchor, side, f64::from_bits(gamma))
+        });
+        self.compare.pruning_for = key;
+        self.colours_dirty = true;
+        self.overlay_dirty = true;
+        self.edges_dirty = true;
     }
 
     /// Recomputes the anchor's sets when the anchor, side, γ or scope changed: at once over the
@@ -746,6 +1056,11 @@ impl ExplorerApp {
             .filter_map(|(i, clip)| clip.thumbnail.clone().map(|t| (i, t)))
             .filter(|(i, _)| layout.tile(*i) != NO_TILE)
             .collect();
+        self.load_tiles(ctx, items);
+    }
+
+    /// Decodes `items`' thumbnails into their atlas tiles on a job.
+    fn load_tiles(&mut self, ctx: &egui::Context, items: Vec<(usize, PathBuf)>) {
         if items.is_empty() {
             return;
         }
@@ -765,6 +1080,32 @@ impl ExplorerApp {
                 }
             },
         ));
+    }
+
+    /// An ingest cached the thumbnails of `videos`: their clips' tiles are loaded now.
+    fn thumbnails_arrived(&mut self, ctx: &egui::Context, videos: &BTreeSet<String>) {
+        let Some(scene) = self.scene.clone() else {
+            return;
+        };
+        let layout = AtlasLayout::for_thumbnails(scene.clips.len()).capped(self.max_atlas_pages);
+        let fresh: Vec<(usize, PathBuf)> = scene
+            .clips
+            .iter()
+            .enumerate()
+            .filter(|(i, clip)| {
+                clip.thumbnail.is_none()
+                    && !self.arrived_thumbnails.contains_key(i)
+                    && videos.contains(&clip.video)
+                    && layout.tile(*i) != NO_TILE
+            })
+            .filter_map(|(i, clip)| clip.thumbnail_slot.clone().map(|path| (i, path)))
+            .collect();
+        self.arrived_thumbnails.extend(fresh.iter().cloned());
+        self.pending_thumbnails.extend(fresh);
+        if self.thumbnail_job.is_none() {
+            let pending = std::mem::take(&mut self.pending_thumbnails);
+            self.load_tiles(ctx, pending);
+        }
     }
 
     pub fn run_search(&mut self, ctx: &egui::Context) {
@@ -851,6 +1192,9 @@ impl ExplorerApp {
             }
             if self.settings.level == level {
                 self.show_positions(level, positions, first || finished);
+                if finished && self.compare.compared.is_some() {
+                    self.start_compare_layout(ctx);
+                }
             }
         }
         if let Some(job) = &mut self.thumbnail_job {
@@ -859,6 +1203,7 @@ impl ExplorerApp {
                 Polled::Partial(b) => (b, None),
                 Polled::Finished(b, r) => (b, Some(r)),
             };
+            let arrived = !batches.is_empty() && !self.arrived_thumbnails.is_empty();
             if let Some(scene) = &self.scene {
                 let layout =
                     AtlasLayout::for_thumbnails(scene.clips.len()).capped(self.max_atlas_pages);
@@ -872,11 +1217,18 @@ impl ExplorerApp {
                         }));
                 }
             }
+            // Clips whose pictures arrived during an ingest switch from discs to their tiles.
+            if arrived && let Some(level) = self.shown_level {
+                let positions = self.map.positions.clone();
+                self.show_positions(level, positions, false);
+            }
             if let Some(result) = finished {
                 self.thumbnail_job = None;
                 if let Err(error) = result {
                     self.problems.push(error);
                 }
+                let pending = std::mem::take(&mut self.pending_thumbnails);
+                self.load_tiles(ctx, pending);
             }
         }
         if let Some(job) = &mut self.search_job
@@ -943,7 +1295,12 @@ impl ExplorerApp {
     }
 
     fn loaded(&mut self, ctx: &egui::Context, loaded: Loaded) {
-        let Loaded { scene, search } = loaded;
+        let Loaded {
+            scene,
+            search,
+            runs,
+        } = loaded;
+        self.compare.reset(runs, scene.run().as_ref());
         self.message = None;
         self.search_index = None;
         match search {
@@ -957,23 +1314,33 @@ impl ExplorerApp {
                 scene.project_dir.display()
             ));
         }
-        if !scene.clips.iter().any(|c| c.thumbnail.is_some()) {
+        if !scene.clips.iter().any(|c| c.thumbnail.is_some()) && self.projects.ingest_job.is_none()
+        {
             self.problems.push(format!(
                 "{} has no thumbnails: points are shown as discs (`crossclr ingest` caches them for projects made from videos)",
                 scene.project_dir.display()
             ));
         }
+        // The same clips again (a run's newer checkpoint): the user's selection stays.
+        let same_clips = self.scene.as_ref().is_some_and(|old| {
+            old.project_dir == scene.project_dir && old.points.clip_keys == scene.points.clip_keys
+        });
         self.layouts.clear();
         self.labels.clear();
         self.shown_level = None;
-        self.selection.clear();
-        self.anchor = None;
+        if !same_clips {
+            self.selection.clear();
+            self.anchor = None;
+        }
+        self.hovered = None;
         self.search = SearchState::default();
         self.pruning = None;
         self.pruning_for = None;
         self.audit = None;
         self.textures.clear();
         self.frames.clear();
+        self.arrived_thumbnails.clear();
+        self.pending_thumbnails.clear();
         let level = if scene.level_available(self.settings.level) {
             self.settings.level
         } else {
@@ -981,8 +1348,13 @@ impl ExplorerApp {
         };
         self.settings.level = level;
         let enough = scene.count(level) >= 4;
+        let project_dir = scene.project_dir.clone();
         self.scene = Some(Arc::new(scene));
         self.start_thumbnails(ctx);
+        if self.projects.ingest_target.as_ref() == Some(&project_dir) {
+            let done = self.projects.thumbnails_done.clone();
+            self.thumbnails_arrived(ctx, &done);
+        }
         self.start_audit(ctx);
         if enough {
             self.lay_out(ctx, level);
@@ -996,6 +1368,9 @@ impl ExplorerApp {
         self.settings.level = level;
         if let Some(positions) = self.layouts.get(&level).cloned() {
             self.show_positions(level, positions, true);
+            if self.compare.compared.is_some() {
+                self.start_compare_layout(ctx);
+            }
         } else {
             self.lay_out(ctx, level);
         }
@@ -1077,6 +1452,10 @@ impl ExplorerApp {
             }
             ui.separator();
             ui.toggle_value(&mut self.settings.show_train, "train");
+            ui.toggle_value(&mut self.projects.open, "projects")
+                .on_hover_text("open a project, make a new one, ingest");
+            ui.toggle_value(&mut self.compare.open, "compare")
+                .on_hover_text("two runs side by side: maps, tables, the anchor's differences");
         });
     }
 
@@ -1084,10 +1463,15 @@ impl ExplorerApp {
         if self.search.legend.is_empty() || self.scene.is_none() {
             return;
         }
-        let area = egui::Area::new(egui::Id::unique("map-legend"))
-            .fixed_pos(rect.left_top() + egui::vec2(10.0, 10.0))
-            .order(egui::Order::Foreground);
-        area.show(ui.ctx(), |ui| {
+        // Drawn in the map's own layer, after the points, so that windows stay above it.
+        let corner = egui::Rect::from_min_max(rect.left_top() + egui::vec2(10.0, 10.0), rect.max);
+        let mut legend = ui.new_child(
+            egui::UiBuilder::new()
+                .max_rect(corner)
+                .layout(egui::Layout::top_down(egui::Align::Min)),
+        );
+        {
+            let ui = &mut legend;
             egui::Frame::popup(ui.style()).show(ui, |ui| {
                 ui.label(
                     egui::RichText::new(format!("colour: {}", self.settings.colour_by.name()))
@@ -1108,7 +1492,7 @@ impl ExplorerApp {
                     });
                 }
             });
-        });
+        }
     }
 
     fn map_area_ui(&mut self, ui: &mut egui::Ui) {
@@ -1118,14 +1502,45 @@ impl ExplorerApp {
             });
             return;
         }
-        let style = MapStyle {
+        if self.compare.compared.is_none() {
+            self.first_map_ui(ui);
+            return;
+        }
+        // Two maps side by side, one camera: the second is fitted onto the first's frame.
+        let full = ui.available_rect_before_wrap();
+        let half = (full.width() - 2.0) / 2.0;
+        let left = egui::Rect::from_min_size(full.min, egui::vec2(half, full.height()));
+        let right = egui::Rect::from_min_size(
+            full.min + egui::vec2(half + 2.0, 0.0),
+            egui::vec2(half, full.height()),
+        );
+        ui.painter()
+            .rect_filled(full, 0.0, egui::Color32::from_rgb(60, 64, 72));
+        ui.scope_builder(egui::UiBuilder::new().max_rect(left), |ui| {
+            self.first_map_ui(ui)
+        });
+        ui.scope_builder(egui::UiBuilder::new().max_rect(right), |ui| {
+            self.second_map_ui(ui)
+        });
+        let over_maps = ui.rect_contains_pointer(full);
+        if !over_maps && self.hovered.is_some() {
+            self.hovered = None;
+            self.overlay_dirty = true;
+        }
+    }
+
+    fn map_style(&self) -> MapStyle {
+        MapStyle {
             point_radius: self.settings.point_radius,
             dimmed: !self.selection.is_empty() || !self.search.top_clips.is_empty(),
             show_edges: self.settings.show_edges,
             thumbnails: true,
             target_format: self.target_format,
-        };
-        let (response, input) = self.map.map_ui(ui, style);
+        }
+    }
+
+    fn first_map_ui(&mut self, ui: &mut egui::Ui) {
+        let (response, input) = self.map.map_ui(ui, self.map_style());
         let map_rect = response.rect;
         let Some(scene) = self.scene.clone() else {
             return;
@@ -1133,6 +1548,66 @@ impl ExplorerApp {
         let Some(level) = self.shown_level else {
             return;
         };
+        let pointer_here = response.hovered() || self.compare.compared.is_none();
+        self.map_input(&scene, level, &input, pointer_here);
+        self.tooltip_ui(&scene, response);
+        if self.layout_job.as_ref().is_none_or(|(l, _)| *l != level)
+            && let Some(labels) = self.labels.get(&level)
+        {
+            self.map.labels_ui(ui, map_rect, labels);
+        }
+        if let Some(compared) = &self.compare.compared {
+            map_title_ui(ui, map_rect, &format!("left: `{}`", compared.first));
+        }
+        self.legend_ui(ui, ui.min_rect());
+    }
+
+    /// The second run's map: the first's camera, colours and selection on its own positions.
+    fn second_map_ui(&mut self, ui: &mut egui::Ui) {
+        let Some(compared) = &self.compare.compared else {
+            return;
+        };
+        let scene = Arc::clone(&compared.scene);
+        let title = format!("right: `{}`", compared.second);
+        let Some(level) = self
+            .compare
+            .shown_level
+            .filter(|level| Some(*level) == self.shown_level)
+        else {
+            ui.centered_and_justified(|ui| {
+                ui.label(format!(
+                    "laying out `{}` from the left map…",
+                    compared.second
+                ));
+            });
+            return;
+        };
+        self.compare.map.view = self.map.view;
+        self.compare.map.fit_pending = false;
+        let (response, input) = self.compare.map.map_ui(ui, self.map_style());
+        if self.compare.map.view != self.map.view {
+            self.map.view = self.compare.map.view;
+            ui.ctx().request_repaint();
+        }
+        let map_rect = response.rect;
+        let pointer_here = response.hovered();
+        self.map_input(&scene, level, &input, pointer_here);
+        self.tooltip_ui(&scene, response);
+        map_title_ui(ui, map_rect, &title);
+    }
+
+    /// Hover, click, shift-click and lasso on either map: one selection, one anchor. The map
+    /// the pointer is not over says nothing about hover.
+    fn map_input(
+        &mut self,
+        scene: &Scene,
+        level: Level,
+        input: &super::map_panel::MapInput,
+        pointer_here: bool,
+    ) {
+        if !pointer_here && input.clicked.is_none() && input.lassoed.is_none() {
+            return;
+        }
         let hovered = input.hovered.map(|p| scene.clip_of_point(level, p));
         if hovered != self.hovered {
             self.hovered = hovered;
@@ -1149,42 +1624,149 @@ impl ExplorerApp {
             self.anchor = clip.or(self.anchor.filter(|_| shift));
             self.overlay_dirty = true;
         }
-        if let Some(points) = input.lassoed {
+        if let Some(points) = &input.lassoed {
             self.selection
-                .extend(points.into_iter().map(|p| scene.clip_of_point(level, p)));
+                .extend(points.iter().map(|&p| scene.clip_of_point(level, p)));
             self.overlay_dirty = true;
         }
-        if let Some(clip) = self.hovered {
-            let info = &scene.clips[clip];
-            let texture = self.textures.get(clip, info.thumbnail.as_deref()).cloned();
-            response.on_hover_ui_at_pointer(|ui| {
-                if let Some(texture) = texture {
-                    ui.image((texture.id(), egui::vec2(96.0, 96.0)));
-                }
-                ui.label(egui::RichText::new(&info.caption).strong());
-                ui.label(format!(
-                    "{} · video {} · {}",
-                    info.key, info.video, info.split
-                ));
-                if let Some(scores) = self.search.scores.as_ref() {
-                    ui.label(format!("search score {:.3}", scores[clip]));
-                }
-            });
-        }
-        if self.layout_job.as_ref().is_none_or(|(l, _)| *l != level)
-            && let Some(labels) = self.labels.get(&level)
-        {
-            self.map.labels_ui(ui, map_rect, labels);
-        }
-        self.legend_ui(ui, ui.min_rect());
     }
+
+    fn tooltip_ui(&mut self, scene: &Scene, response: egui::Response) {
+        let Some(clip) = self.hovered.filter(|_| response.hovered()) else {
+            return;
+        };
+        let info = &scene.clips[clip];
+        let path = thumbnail_of(info, &self.arrived_thumbnails, clip);
+        let texture = self.textures.get(clip, path).cloned();
+        response.on_hover_ui_at_pointer(|ui| {
+            if let Some(texture) = texture {
+                ui.image((texture.id(), egui::vec2(96.0, 96.0)));
+            }
+            ui.label(egui::RichText::new(&info.caption).strong());
+            ui.label(format!(
+                "{} · video {} · {}",
+                info.key, info.video, info.split
+            ));
+            if let Some(scores) = self.search.scores.as_ref() {
+                ui.label(format!("search score {:.3}", scores[clip]));
+            }
+        });
+    }
+}
+
+/// A map's name in its bottom left corner.
+fn map_title_ui(ui: &egui::Ui, rect: egui::Rect, title: &str) {
+    let painter = ui.painter_at(rect);
+    let galley = painter.layout_no_wrap(
+        title.to_string(),
+        egui::FontId::proportional(15.0),
+        egui::Color32::WHITE,
+    );
+    let at = rect.left_bottom() + egui::vec2(12.0, -galley.size().y - 10.0);
+    painter.rect_filled(
+        egui::Rect::from_min_size(at, galley.size()).expand(4.0),
+        4.0,
+        egui::Color32::from_black_alpha(170),
+    );
+    painter.galley(at, galley, egui::Color32::WHITE);
+}
+
+/// Lays out `level` of `scene` with t-SNE on a job, sending snapshots as it goes; `warm`: the
+/// positions to start from (flattened), else PCA with early exaggeration.
+pub(super) fn layout_job(
+    repaint: impl Fn() + Send + Sync + 'static,
+    scene: Arc<Scene>,
+    level: Level,
+    warm: Option<Vec<f32>>,
+    iterations: usize,
+) -> Job<(Positions, Vec<ClusterLabel>)> {
+    Job::start("t-SNE", repaint, move |report, cancel| {
+        let input = scene.layout_input(level);
+        let n = input.rows;
+        let matrix = Matrix::new(&input.data, n, input.cols).map_err(|e| e.to_string())?;
+        let perplexity = TsneConfig::default()
+            .perplexity
+            .min(((n.max(4) - 1) / 3) as f64);
+        // A warm start is already spread out: early exaggeration would only undo it.
+        let (init, early_iterations) = match warm {
+            Some(positions) => (Init::Positions(positions), 0),
+            None => (Init::default(), iterations.min(250)),
+        };
+        let config = TsneConfig {
+            perplexity: perplexity.max(1.0),
+            iterations,
+            early_iterations,
+            init,
+            ..TsneConfig::default()
+        };
+        let mut tsne = Tsne::new(matrix, config).map_err(|e| e.to_string())?;
+        let as_pairs =
+            |flat: Vec<f32>| -> Positions { flat.chunks_exact(2).map(|p| [p[0], p[1]]).collect() };
+        report.partial((as_pairs(tsne.positions()), Vec::new()));
+        while !tsne.is_done() {
+            if cancel.is_cancelled() {
+                return Err("cancelled".into());
+            }
+            let snapshot = tsne.step(25);
+            report.progress(
+                snapshot.iteration,
+                Some(iterations),
+                match snapshot.kl_divergence {
+                    Some(kl) => format!("{} · KL {kl:.3}", level.name()),
+                    None => level.name().to_string(),
+                },
+            );
+            report.partial((as_pairs(snapshot.positions), Vec::new()));
+        }
+        let positions = as_pairs(tsne.positions());
+        let captions: Vec<String> = (0..positions.len())
+            .map(|p| scene.clips[scene.clip_of_point(level, p)].caption.clone())
+            .collect();
+        let k = ((positions.len() as f64 / 4.0).sqrt().round() as usize).clamp(2, 24);
+        let labels = cluster_labels(&positions, &captions, k, 0);
+        Ok((positions, labels))
+    })
+}
+
+/// The scene of `project` under `run` (`None`: its input features): the clips embedded, their
+/// graphs and the loss settings that say what the run prunes.
+pub(super) fn scene_of(
+    project: &Project,
+    run: Option<&RunName>,
+    progress: &dyn Fn(&str),
+    cancel: &CancelToken,
+) -> Result<Scene, String> {
+    let chain = |e: crate::analysis::AnalysisError| format!("{:#}", anyhow::Error::from(e));
+    progress("embedding the clips");
+    let points = project_points(project, run, cancel).map_err(chain)?;
+    let manifest = project.read_manifest().map_err(|e| format!("{e}"))?;
+    let loss = loss_settings(project, run).map_err(chain)?;
+    let cache = ThumbnailCache::for_project(project.dir());
+    progress("the similarity graph");
+    Scene::new(
+        project.dir(),
+        project.config().project.name.clone(),
+        points,
+        loss,
+        &manifest.entries,
+        |entry| ClipFiles {
+            thumbnail: Some(cache.for_clip(entry)),
+            video: project.video_path(entry),
+        },
+        cancel,
+    )
+    .map_err(chain)
 }
 
 /// Passes the demo's steps on as progress lines.
 fn relay_demo(report: &Reporter<PathBuf>, event: DemoEvent) {
     match event {
         DemoEvent::Rendering(p) => report.progress(p.done, Some(p.total), "demo: rendering videos"),
-        DemoEvent::Ingesting(p) => report.progress(p.done, Some(p.total), "demo: ingesting"),
+        DemoEvent::Ingesting(p) => report.progress(
+            p.done,
+            Some(p.total),
+            format!("demo: ingesting ({})", p.stage.name()),
+        ),
         DemoEvent::Train(crate::train::TrainEvent::Step {
             epoch, step, steps, ..
         }) => report.progress(step, Some(steps), format!("demo: training epoch {epoch}")),
@@ -1201,13 +1783,23 @@ impl eframe::App for ExplorerApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let frame_started = std::time::Instant::now();
         let ctx = ui.ctx().clone();
-        if let Some((dir, run)) = self.train.poll()
-            && self.load_job.is_none()
+        if let Some(request) = self.train.poll(self.settings.map_follows_epochs) {
+            self.pending_show = Some(request);
+        }
+        if self.load_job.is_none()
+            && let Some((dir, run)) = self.pending_show.take()
         {
             self.load(&ctx, dir, Some(run));
         }
+        for action in self.projects.poll() {
+            match action {
+                ProjectAction::Open(dir) => self.load(&ctx, dir, None),
+                ProjectAction::Thumbnails(videos) => self.thumbnails_arrived(&ctx, &videos),
+            }
+        }
         self.poll_jobs(&ctx);
         self.poll_analysis_jobs();
+        self.poll_compare(&ctx);
         self.textures.poll(&ctx);
         self.frames.poll(&ctx);
         egui::Panel::top("toolbar").show(ui, |ui| self.toolbar_ui(ui));
@@ -1217,6 +1809,16 @@ impl eframe::App for ExplorerApp {
                 .resizable(false)
                 .exact_size(super::train_panel::PLOT_HEIGHT + 60.0)
                 .show(ui, |ui| train_ui(ui, self));
+        }
+        if self.compare.open {
+            egui::Panel::bottom("compare")
+                .resizable(false)
+                .exact_size(COMPARE_PANEL_HEIGHT)
+                .show(ui, |ui| {
+                    egui::ScrollArea::vertical()
+                        .id_salt("compare-panel")
+                        .show(ui, |ui| compare_ui(ui, self, &ctx))
+                });
         }
         egui::Panel::left("search")
             .default_size(300.0)
@@ -1246,6 +1848,12 @@ impl eframe::App for ExplorerApp {
                 });
         }
         egui::CentralPanel::no_frame().show(ui, |ui| self.map_area_ui(ui));
+        let mut open = self.projects.open;
+        egui::Window::new("Projects")
+            .open(&mut open)
+            .default_width(560.0)
+            .show(&ctx, |ui| projects_ui(ui, self));
+        self.projects.open = open && self.projects.open;
 
         self.refresh_pruning(&ctx);
         if let Some(scene) = self.scene.clone() {
@@ -1264,11 +1872,15 @@ impl eframe::App for ExplorerApp {
             || self.load_job.is_some()
             || self.layout_job.is_some()
             || self.thumbnail_job.is_some()
+            || self.projects.busy()
+            || self.compare.busy()
         {
             // Jobs wake the UI when they report; this only keeps the progress bars moving.
             ctx.request_repaint_after(std::time::Duration::from_millis(250));
         }
         self.train.note_frame(frame_started.elapsed().as_secs_f32());
+        self.projects
+            .note_frame(frame_started.elapsed().as_secs_f32());
     }
 
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
@@ -1315,6 +1927,9 @@ impl ExplorerApp {
         line!(&self.audit_job);
         line!(&self.frames.job);
         line!(&self.train.job);
+        line!(&self.compare.job);
+        line!(self.compare.layout_job.as_ref().map(|(_, j)| j));
+        line!(&self.compare.thumbnail_job);
         lines
     }
 

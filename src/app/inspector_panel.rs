@@ -19,7 +19,8 @@ pub fn inspector_ui(ui: &mut egui::Ui, app: &mut ExplorerApp) {
     };
     let info = &scene.clips[clip];
     ui.horizontal(|ui| {
-        if let Some(texture) = app.textures.get(clip, info.thumbnail.as_deref()) {
+        let path = super::explorer::thumbnail_of(info, &app.arrived_thumbnails, clip);
+        if let Some(texture) = app.textures.get(clip, path) {
             ui.image((texture.id(), egui::vec2(112.0, 112.0)));
         }
         ui.vertical(|ui| {

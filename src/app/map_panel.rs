@@ -195,7 +195,11 @@ pub struct MapInput {
 
 /// The map's state between frames.
 pub struct MapView {
+    /// Which GPU map draws this view (`render::MapCallback::map`).
+    pub gpu_map: u32,
     pub view: View,
+    /// Where the map was drawn last frame (points to screen: `view.to_screen(rect, ..)`).
+    pub rect: Rect,
     /// Fit the next frame (a new layout or the button).
     pub fit_pending: bool,
     lasso: Vec<[f32; 2]>,
@@ -218,7 +222,9 @@ impl std::fmt::Debug for MapView {
 impl Default for MapView {
     fn default() -> Self {
         Self {
+            gpu_map: 0,
             view: View::default(),
+            rect: Rect::NOTHING,
             fit_pending: true,
             lasso: Vec::new(),
             uploads: Arc::default(),
@@ -240,6 +246,14 @@ pub struct MapStyle {
 }
 
 impl MapView {
+    /// A map drawn by GPU map `gpu_map` (each map on screen has its own).
+    pub fn for_gpu_map(gpu_map: u32) -> Self {
+        Self {
+            gpu_map,
+            ..Self::default()
+        }
+    }
+
     /// New positions (a layout or a t-SNE snapshot): re-indexed here, uploaded by the caller.
     pub fn set_positions(&mut self, positions: Vec<[f32; 2]>, refit: bool) {
         self.grid = PointGrid::new(&positions);
@@ -310,6 +324,7 @@ impl MapView {
     /// Draws the map into the space left in `ui` and reports the user's input.
     pub fn map_ui(&mut self, ui: &mut egui::Ui, style: MapStyle) -> (egui::Response, MapInput) {
         let (rect, response) = ui.allocate_exact_size(ui.available_size(), Sense::click_and_drag());
+        self.rect = rect;
         if self.fit_pending && rect.width() > 1.0 {
             if let Some(b) = bounds(&self.positions) {
                 self.view = View::fit(b, rect);
@@ -384,6 +399,7 @@ impl MapView {
                 painter.add(egui_wgpu::Callback::new_paint_callback(
                     rect,
                     MapCallback {
+                        map: self.gpu_map,
                         camera,
                         uploads: Arc::clone(&self.uploads),
                         target_format,

@@ -3,11 +3,13 @@
 //! — making the demo, loading and embedding the project, t-SNE, thumbnails, search — runs in
 //! [`jobs`] threads; the UI thread only drains their channels.
 
+mod compare_panel;
 mod explorer;
 pub mod frames;
 mod inspector_panel;
 pub mod jobs;
 pub mod map_panel;
+pub mod project_panel;
 mod pruning_panel;
 pub mod scene;
 mod search_panel;
@@ -18,7 +20,7 @@ pub mod train_panel;
 
 use std::path::PathBuf;
 
-pub use explorer::{ExplorerApp, Launch, Startup};
+pub use explorer::{ExplorerApp, Launch, Startup, thumbnail_of};
 
 use thiserror::Error;
 

@@ -12,7 +12,7 @@ use crate::crossclr::{
     HostMatrix, LossSettings, Mode, batch_connectivity, influential_mask, normalised_scores,
 };
 use crate::jobs::CancelToken;
-use crate::project::{EmbeddingMatrix, ManifestEntry};
+use crate::project::{EmbeddingMatrix, ManifestEntry, RunName};
 
 use super::settings::{ColourBy, Level, Modality, Space};
 
@@ -33,6 +33,8 @@ pub struct ClipInfo {
     pub end: Option<f64>,
     /// The cached thumbnail, when it exists on disk.
     pub thumbnail: Option<PathBuf>,
+    /// Where the cache puts its thumbnail (an ingest still running may yet write it).
+    pub thumbnail_slot: Option<PathBuf>,
     /// The clip's video, when the project has its file (not for imported features).
     pub video_file: Option<PathBuf>,
 }
@@ -148,6 +150,7 @@ impl Scene {
                         .as_ref()
                         .and_then(|f| f.thumbnail.clone())
                         .filter(|p| p.is_file()),
+                    thumbnail_slot: files.as_ref().and_then(|f| f.thumbnail.clone()),
                     video_file: files.and_then(|f| f.video).filter(|p| p.is_file()),
                 }
             })
@@ -231,6 +234,14 @@ impl Scene {
     /// The clip of each key.
     pub fn clip_of_key(&self, key: &str) -> Option<usize> {
         self.points.clip_keys.iter().position(|k| k == key)
+    }
+
+    /// The run whose head made the points (`None`: input features).
+    pub fn run(&self) -> Option<RunName> {
+        match &self.points.source {
+            PointSource::Run(run) => Some(run.clone()),
+            PointSource::InputFeatures => None,
+        }
     }
 
     pub fn trained(&self) -> bool {

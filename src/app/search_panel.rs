@@ -63,7 +63,8 @@ pub fn search_ui(ui: &mut egui::Ui, app: &mut ExplorerApp) -> bool {
     egui::ScrollArea::vertical().show(ui, |ui| {
         for (rank, &clip) in app.search.top_clips.iter().enumerate() {
             let info = &scene.clips[clip];
-            let texture = app.textures.get(clip, info.thumbnail.as_deref()).cloned();
+            let path = super::explorer::thumbnail_of(info, &app.arrived_thumbnails, clip);
+            let texture = app.textures.get(clip, path).cloned();
             let selected = app.selection.contains(&clip);
             let row = ui.horizontal(|ui| {
                 match texture {

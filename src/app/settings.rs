@@ -110,6 +110,8 @@ pub struct Settings {
     pub show_inspector: bool,
     /// The Train panel's window is open.
     pub show_train: bool,
+    /// While a run trains, the map is laid out again under each new best checkpoint.
+    pub map_follows_epochs: bool,
 }
 
 impl Default for Settings {
@@ -128,6 +130,7 @@ impl Default for Settings {
             recent_projects: Vec::new(),
             show_inspector: true,
             show_train: false,
+            map_follows_epochs: true,
         }
     }
 }

@@ -210,7 +210,9 @@ impl TrainPanel {
 
     /// Takes the job's news; returns the run to show on the map when one ended with a
     /// checkpoint, or when the user asked for it.
-    pub fn poll(&mut self) -> Option<(PathBuf, RunName)> {
+    /// Takes the job's news; returns the run to show on the map now: asked for, a new best
+    /// checkpoint while `follow_epochs`, or the run just ended.
+    pub fn poll(&mut self, follow_epochs: bool) -> Option<(PathBuf, RunName)> {
         if let Some(request) = self.show_request.take() {
             return Some(request);
         }
@@ -220,12 +222,18 @@ impl TrainPanel {
             Polled::Partial(updates) => (updates, None),
             Polled::Finished(updates, result) => (updates, Some(result)),
         };
+        let mut new_best = false;
         for update in &updates {
             if let TrainUpdate::Event(event) = update {
                 self.curves.push(event);
+                new_best |= matches!(event, TrainEvent::Epoch(record) if record.best);
             }
         }
-        let result = finished?;
+        let Some(result) = finished else {
+            return (follow_epochs && new_best)
+                .then(|| self.training.clone().map(|(name, dir)| (dir, name)))
+                .flatten();
+        };
         self.job = None;
         let (name, dir) = self.training.take()?;
         match result {
@@ -270,10 +278,14 @@ pub fn train_ui(ui: &mut egui::Ui, app: &mut ExplorerApp) {
         let ctx = ui.ctx().clone();
         move || ctx.request_repaint()
     };
+    let follow = &mut app.settings.map_follows_epochs;
     let panel = &mut app.train;
     ui.horizontal_top(|ui| {
         ui.vertical(|ui| {
             ui.set_width(340.0);
+            ui.checkbox(follow, "map follows each epoch").on_hover_text(
+                "after each epoch that makes a new best checkpoint, the clips are embedded with it and laid out again from the current layout",
+            );
             egui::ScrollArea::vertical()
                 .id_salt("train-controls")
                 .show(ui, |ui| controls_ui(ui, panel, &dir, running, &repaint));
@@ -589,5 +601,78 @@ mod tests {
         assert_eq!(loss.mode, Mode::Paper);
         // The preset's head settings reach the run too.
         assert_eq!(paper.config.model.attention_dim, 768);
+    }
+
+    fn epoch(epoch: usize, best: bool) -> TrainUpdate {
+        let metrics = crate::eval::RetrievalMetrics {
+            r1: 0.1,
+            r5: 0.5,
+            r10: 1.0,
+            r50: 1.0,
+            median_rank: 5.0,
+            mean_rank: 5.0,
+        };
+        TrainUpdate::Event(TrainEvent::Epoch(Box::new(EpochRecord {
+            epoch,
+            lr: 1e-3,
+            loss: 1.0,
+            loss_local: 1.0,
+            loss_global: 0.0,
+            pruned_fraction: 0.1,
+            validation: crate::train::RetrievalReport {
+                clip_to_sentence: metrics,
+                sentence_to_clip: metrics,
+                video_to_paragraph: metrics,
+                paragraph_to_video: metrics,
+            },
+            score: 0.5,
+            best,
+            steps: 4,
+            seconds: 1.0,
+        })))
+    }
+
+    #[test]
+    fn the_map_follows_each_new_best_epoch_while_following_and_always_the_end_of_the_run() {
+        for follow in [true, false] {
+            let mut panel = TrainPanel {
+                training: Some((RunName::new("r").unwrap(), PathBuf::from("/p"))),
+                ..TrainPanel::default()
+            };
+            let (finish, wait) = std::sync::mpsc::channel::<()>();
+            panel.job = Some(Job::start(
+                "test-train",
+                || {},
+                move |report, _| {
+                    report.partial(epoch(1, true));
+                    report.partial(epoch(2, false));
+                    let _ = wait.recv();
+                    Ok(TrainUpdate::Ended(Outcome::Completed))
+                },
+            ));
+            let mut shown = Vec::new();
+            while panel.curves.epochs.len() < 2 {
+                shown.extend(panel.poll(follow));
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            let expected = if follow {
+                vec![(PathBuf::from("/p"), RunName::new("r").unwrap())]
+            } else {
+                Vec::new()
+            };
+            assert_eq!(
+                shown, expected,
+                "follow {follow}: epoch 1 was the only new best"
+            );
+            finish.send(()).unwrap();
+            let ended = loop {
+                if let Some(request) = panel.poll(follow) {
+                    break request;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            };
+            assert_eq!(ended.1.as_str(), "r");
+            assert!(panel.job.is_none());
+        }
     }
 }

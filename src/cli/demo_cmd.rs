@@ -15,6 +15,7 @@ use crate::analysis::SearchIndex;
 use crate::analysis::demo_queries::{TOP, colour_shape_queries};
 use crate::app::{Launch, Startup};
 use crate::demo::{DEMO_RUN, DemoEvent, DemoSettings, default_demo_dir, make_demo};
+use crate::ingest::IngestStage;
 use crate::jobs::progress_channel;
 use crate::model::DeviceKind;
 use crate::project::{Project, RunName};
@@ -148,7 +149,15 @@ impl DemoView {
             }
             DemoEvent::Note(note) => self.bar.suspend(|| eprintln!("note: {note}")),
             DemoEvent::Ingesting(progress) => {
-                self.bar.set_prefix("ingest");
+                let stage = progress.stage;
+                if matches!(stage, IngestStage::Frames | IngestStage::Merge) {
+                    return Ok(());
+                }
+                self.bar.set_prefix(if stage == IngestStage::Thumbnails {
+                    "thumbnails"
+                } else {
+                    "ingest"
+                });
                 self.bar.set_length(progress.total as u64);
                 self.bar.set_position(progress.done as u64);
                 if let Some(error) = progress.error {

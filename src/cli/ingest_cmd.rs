@@ -7,7 +7,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::encode::{TextEncoder, VisualEncoder};
-use crate::ingest::{IngestOptions, IngestReport, Shard, choose_encoders, ingest};
+use crate::ingest::{IngestOptions, IngestReport, IngestStage, Shard, choose_encoders, ingest};
 use crate::jobs::{CancelToken, progress_channel, spawn_named};
 use crate::project::Project;
 use crate::project::config::SourceKind;
@@ -99,10 +99,24 @@ fn ingest_with_progress(
     let bar_for_thread = bar.clone();
     let painter = spawn_named("ingest-progress", move || {
         for update in receiver {
-            bar_for_thread.set_length(update.total as u64);
-            bar_for_thread.set_position(update.done as u64);
-            if let Some(error) = update.error {
-                bar_for_thread.println(format!("skipped {}: {error}", update.video));
+            match update.stage {
+                // Decoding runs ahead of encoding; the bar follows the videos fully staged.
+                IngestStage::Frames | IngestStage::Merge => continue,
+                IngestStage::Features => {
+                    bar_for_thread.set_length(update.total as u64);
+                    bar_for_thread.set_position(update.done as u64);
+                    if let Some(error) = update.error {
+                        bar_for_thread.println(format!("skipped {}: {error}", update.video));
+                    }
+                }
+                IngestStage::Thumbnails => {
+                    bar_for_thread
+                        .set_message(format!("· thumbnails {}/{}", update.done, update.total));
+                    if let Some(error) = update.error {
+                        bar_for_thread
+                            .println(format!("no thumbnails for {}: {error}", update.video));
+                    }
+                }
             }
         }
     })?;

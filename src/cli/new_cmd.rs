@@ -10,11 +10,11 @@ use anyhow::{Context, Result};
 use clap::{ArgGroup, Args};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::project::captions::Location;
 use crate::project::config::{ProjectConfig, SourceKind};
-use crate::project::coot::{CootPaths, import_coot};
-use crate::project::import::{FeatureSource, Import, import_features};
-use crate::project::videos::{SplitFractions, VideoImport, import_videos};
+use crate::project::coot::CootPaths;
+use crate::project::create::{Imported, NewProject, NewSource, create_project, describe_entry};
+use crate::project::import::Import;
+use crate::project::videos::{SplitFractions, VideoImport};
 
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("source").required(true).args(["features", "coot", "videos"])))]
@@ -73,44 +73,57 @@ pub struct NewArgs {
 }
 
 pub fn run(args: &NewArgs) -> Result<()> {
-    let mut config = ProjectConfig::default();
-    if let Some(name) = &args.name {
-        config.project.name = name.clone();
-    }
-    if let (Some(videos), Some(captions)) = (&args.videos, &args.captions) {
-        return new_from_videos(args, config, videos, captions);
-    }
-    let import = if let Some(features) = &args.features {
-        FeatureSource::Features(features).record(&mut config);
-        import_features(features)?
-    } else {
-        let paths = coot_paths(args)?;
-        if let Some(max_frames) = args.max_frames {
-            config.model.max_frames = max_frames;
+    let source = if let (Some(videos), Some(captions)) = (&args.videos, &args.captions) {
+        let defaults = SplitFractions::default();
+        let fractions = SplitFractions {
+            seed: args.split_seed.unwrap_or(defaults.seed),
+            val: args.val_fraction.unwrap_or(defaults.val),
+            test: args.test_fraction.unwrap_or(defaults.test),
+        };
+        fractions
+            .check()
+            .map_err(|e| anyhow::anyhow!("--val-fraction/--test-fraction: {e}"))?;
+        NewSource::Videos {
+            videos: videos.clone(),
+            captions: captions.clone(),
+            fractions,
         }
-        FeatureSource::Coot(&paths).record(&mut config);
-        let bar = ProgressBar::new(0).with_style(
-            ProgressStyle::with_template("importing {bar:30} {pos}/{len} videos {eta}")
-                .context("progress bar template")?,
-        );
-        let import = import_coot(&paths, config.model.max_frames, &mut |done, total| {
-            bar.set_length(total as u64);
-            bar.set_position(done as u64);
-        });
-        bar.finish_and_clear();
-        import?
+    } else if let Some(features) = &args.features {
+        NewSource::Features(features.clone())
+    } else {
+        NewSource::Coot {
+            paths: coot_paths(args)?,
+            max_frames: args.max_frames,
+        }
     };
-    import.configure(&mut config);
-    let project = import
-        .write(&args.dir, config)
-        .with_context(|| format!("cannot create the project in {}", args.dir.display()))?;
+    let request = NewProject {
+        dir: args.dir.clone(),
+        name: args.name.clone(),
+        source,
+    };
+    let bar = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template("importing {bar:30} {pos}/{len} videos {eta}")
+            .context("progress bar template")?,
+    );
+    let created = create_project(&request, &mut |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    });
+    bar.finish_and_clear();
+    let created =
+        created.with_context(|| format!("cannot create the project in {}", args.dir.display()))?;
+    let dir = created.project.dir().display().to_string();
+    let config = created.project.config();
     let mut out = std::io::stdout().lock();
-    print_summary(
-        &mut out,
-        &project.dir().display().to_string(),
-        project.config(),
-        &import,
-    )?;
+    match &created.imported {
+        Imported::Features(import) => print_summary(&mut out, &dir, config, import)?,
+        Imported::Videos(import) => {
+            let split_flags = args.split_seed.is_some()
+                || args.val_fraction.is_some()
+                || args.test_fraction.is_some();
+            print_video_summary(&mut out, &dir, config, import, split_flags)?
+        }
+    }
     Ok(())
 }
 
@@ -192,39 +205,6 @@ fn print_summary(
 
 /// How many names of a long list (missing videos, uncaptioned files, bad entries) are printed.
 const SHOWN: usize = 5;
-
-fn new_from_videos(
-    args: &NewArgs,
-    mut config: ProjectConfig,
-    videos: &Path,
-    captions: &Path,
-) -> Result<()> {
-    let defaults = SplitFractions::default();
-    let fractions = SplitFractions {
-        seed: args.split_seed.unwrap_or(defaults.seed),
-        val: args.val_fraction.unwrap_or(defaults.val),
-        test: args.test_fraction.unwrap_or(defaults.test),
-    };
-    fractions
-        .check()
-        .map_err(|e| anyhow::anyhow!("--val-fraction/--test-fraction: {e}"))?;
-    let import = import_videos(videos, captions, fractions)?;
-    import.configure(&mut config, videos, captions);
-    let project = import
-        .write(&args.dir, config)
-        .with_context(|| format!("cannot create the project in {}", args.dir.display()))?;
-    let split_flags =
-        args.split_seed.is_some() || args.val_fraction.is_some() || args.test_fraction.is_some();
-    let mut out = std::io::stdout().lock();
-    print_video_summary(
-        &mut out,
-        &project.dir().display().to_string(),
-        project.config(),
-        &import,
-        split_flags,
-    )?;
-    Ok(())
-}
 
 fn print_video_summary(
     out: &mut impl Write,
@@ -316,12 +296,7 @@ fn print_video_summary(
                 .take(SHOWN)
             {
                 let file = short_name(source.captions.as_deref());
-                match &problem.location {
-                    Location::Line(line) => writeln!(out, "    {file}:{line}: {}", problem.reason)?,
-                    Location::Json(path) => {
-                        writeln!(out, "    {file}: {path}: {}", problem.reason)?
-                    }
-                }
+                writeln!(out, "    {}", describe_entry(&file, problem))?;
             }
             if problems > SHOWN {
                 writeln!(out, "    … and {} more", problems - SHOWN)?;

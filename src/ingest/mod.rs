@@ -35,10 +35,10 @@ use thiserror::Error;
 
 use crate::encode::{EncodeError, TextEncoder, VisualEncoder};
 use crate::hash::fnv1a;
-use crate::jobs::{CancelToken, ProgressSender};
+use crate::jobs::{CancelToken, ProgressSender, relay};
 use crate::media::{
-    BatchItem, Fit, FrameRequest, FrameSize, SampleOptions, ThumbnailCache, ThumbnailRequest,
-    clip_targets, clip_thumbnail_time, probe, sample_batch,
+    BatchItem, BatchProgress, Fit, FrameRequest, FrameSize, SampleOptions, ThumbnailCache,
+    ThumbnailRequest, clip_targets, clip_thumbnail_time, probe, sample_batch,
 };
 use crate::project::config::EncoderSpec;
 use crate::project::{
@@ -102,9 +102,39 @@ impl Default for IngestOptions {
     }
 }
 
-/// Reported after each video.
+/// The stages of an ingest, in the order they finish: a video's frames are decoded on the pool
+/// while earlier videos are encoded, the staged videos are merged into the feature files, and the
+/// thumbnails are cached last (so a project can be shown while they are made).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IngestStage {
+    Frames,
+    Features,
+    Merge,
+    Thumbnails,
+}
+
+impl IngestStage {
+    pub const ALL: [IngestStage; 4] = [
+        IngestStage::Frames,
+        IngestStage::Features,
+        IngestStage::Merge,
+        IngestStage::Thumbnails,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            IngestStage::Frames => "frames",
+            IngestStage::Features => "features",
+            IngestStage::Merge => "merge",
+            IngestStage::Thumbnails => "thumbnails",
+        }
+    }
+}
+
+/// Reported after each video of a stage (the merge: once, when done).
 #[derive(Debug, Clone, PartialEq)]
 pub struct IngestProgress {
+    pub stage: IngestStage,
     pub done: usize,
     pub total: usize,
     pub video: String,
@@ -389,48 +419,53 @@ pub fn ingest(
     };
     let total = runnable.len();
     let mut done = 0;
-    let summary = sample_batch(
-        &items,
-        &sample_options,
-        options.workers,
-        cancel,
-        None,
-        |index, sampled| {
-            let job = runnable[index];
-            let plan = &plans[index];
-            let outcome = stage_video(
-                job,
-                &sampled.frames,
-                plan,
-                visual,
-                text,
-                &videos_dir.join(staged_name(&job.key)),
-            );
-            done += 1;
-            let error = outcome.err().map(|e| e.to_string());
-            match &error {
-                None => {
-                    report.encoded += 1;
-                    report.clip_notes.extend(plan.notes.iter().cloned());
-                    report.frames_capped += plan.frames_capped;
+    let key_of = |index: usize| runnable[index].key.clone();
+    let summary = relay_stage(progress, IngestStage::Frames, key_of, |frames| {
+        sample_batch(
+            &items,
+            &sample_options,
+            options.workers,
+            cancel,
+            frames,
+            |index, sampled| {
+                let job = runnable[index];
+                let plan = &plans[index];
+                let outcome = stage_video(
+                    job,
+                    &sampled.frames,
+                    plan,
+                    visual,
+                    text,
+                    &videos_dir.join(staged_name(&job.key)),
+                );
+                done += 1;
+                let error = outcome.err().map(|e| e.to_string());
+                match &error {
+                    None => {
+                        report.encoded += 1;
+                        report.clip_notes.extend(plan.notes.iter().cloned());
+                        report.frames_capped += plan.frames_capped;
+                    }
+                    Some(reason) => report.failed.push((job.key.clone(), reason.clone())),
                 }
-                Some(reason) => report.failed.push((job.key.clone(), reason.clone())),
-            }
-            if let Some(progress) = progress {
-                progress.send(IngestProgress {
-                    done,
-                    total,
-                    video: job.key.clone(),
-                    error,
-                });
-            }
-        },
-    );
+                if let Some(progress) = progress {
+                    progress.send(IngestProgress {
+                        stage: IngestStage::Features,
+                        done,
+                        total,
+                        video: job.key.clone(),
+                        error,
+                    });
+                }
+            },
+        )
+    });
     for failure in &summary.failed {
         let key = runnable[failure.index].key.clone();
         if let Some(progress) = progress {
             done += 1;
             progress.send(IngestProgress {
+                stage: IngestStage::Features,
                 done,
                 total,
                 video: key.clone(),
@@ -445,11 +480,21 @@ pub fn ingest(
         return Ok(report);
     }
 
-    if options.thumbnails {
-        report.thumbnails = thumbnails(project, &share, options.workers, cancel);
-    }
     if options.shard.is_none() {
         merge(project, &jobs, &videos_dir, &stamp, &mut report)?;
+        if let Some(progress) = progress {
+            progress.send_important(IngestProgress {
+                stage: IngestStage::Merge,
+                done: 1,
+                total: 1,
+                video: String::new(),
+                error: None,
+            });
+        }
+    }
+    if options.thumbnails {
+        report.thumbnails = thumbnails(project, &share, options.workers, cancel, progress);
+        report.cancelled = cancel.is_cancelled();
     }
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
@@ -748,6 +793,7 @@ fn thumbnails(
     share: &[&VideoJob],
     workers: usize,
     cancel: &CancelToken,
+    progress: Option<&ProgressSender<IngestProgress>>,
 ) -> usize {
     let cache = ThumbnailCache::for_project(project.dir());
     let requests: Vec<ThumbnailRequest> = share
@@ -763,10 +809,42 @@ fn thumbnails(
         })
         .collect();
     let mut created = 0;
-    cache.thumbnails_batch(&requests, workers, cancel, None, |_, thumbs| {
-        created += thumbs.created;
-    });
+    let key_of = |index: usize| share[index].key.clone();
+    relay_stage(
+        progress,
+        IngestStage::Thumbnails,
+        key_of,
+        |batch_progress| {
+            cache.thumbnails_batch(&requests, workers, cancel, batch_progress, |_, thumbs| {
+                created += thumbs.created;
+            })
+        },
+    );
     created
+}
+
+/// Runs a batch of the media pool with its per-video progress passed on as `stage`'s.
+fn relay_stage<R>(
+    progress: Option<&ProgressSender<IngestProgress>>,
+    stage: IngestStage,
+    key_of: impl Fn(usize) -> String + Sync,
+    work: impl FnOnce(Option<&ProgressSender<BatchProgress>>) -> R,
+) -> R {
+    match progress {
+        None => work(None),
+        Some(events) => relay(
+            "crossclr-ingest-progress",
+            events,
+            |update: BatchProgress| IngestProgress {
+                stage,
+                done: update.done,
+                total: update.total,
+                video: key_of(update.index),
+                error: update.error,
+            },
+            |sender| work(Some(sender)),
+        ),
+    }
 }
 
 /// Gathers every staged video into per-split feature files and records the encoders.

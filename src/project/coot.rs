@@ -23,7 +23,7 @@ use super::manifest::ManifestEntry;
 use super::{is_valid_split_name, sort_splits};
 
 /// The four files of a COOT dataset.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CootPaths {
     /// `meta_all.json`.
     pub meta: PathBuf,

@@ -9,6 +9,7 @@ pub mod atomic;
 pub mod captions;
 pub mod config;
 pub mod coot;
+pub mod create;
 pub mod encoders;
 mod error;
 pub mod features;

@@ -509,10 +509,18 @@ impl MapGpu {
     }
 }
 
+/// The GPU objects of every map on screen (the compare view shows two), by [`MapCallback::map`].
+#[derive(Debug, Default)]
+pub struct MapGpus {
+    pub maps: std::collections::BTreeMap<u32, MapGpu>,
+}
+
 /// One frame of the map: the camera and where the changes wait. Made by the app every frame
 /// (cheap: a uniform and an `Arc`).
 #[derive(Debug, Clone)]
 pub struct MapCallback {
+    /// Which map this is: each has its own buffers, atlas and camera.
+    pub map: u32,
     pub camera: Camera,
     pub uploads: Arc<Mutex<MapUploads>>,
     pub target_format: wgpu::TextureFormat,
@@ -528,10 +536,14 @@ impl CallbackTrait for MapCallback {
         _encoder: &mut wgpu::CommandEncoder,
         resources: &mut CallbackResources,
     ) -> Vec<wgpu::CommandBuffer> {
-        if resources.get::<MapGpu>().is_none() {
-            resources.insert(MapGpu::new(device, self.target_format));
+        if resources.get::<MapGpus>().is_none() {
+            resources.insert(MapGpus::default());
         }
-        let gpu = resources.get_mut::<MapGpu>().expect("inserted just above");
+        let gpus = resources.get_mut::<MapGpus>().expect("inserted just above");
+        let gpu = gpus
+            .maps
+            .entry(self.map)
+            .or_insert_with(|| MapGpu::new(device, self.target_format));
         {
             // A poisoned lock means the app panicked mid-update: draw what the GPU has.
             let mut uploads = self.uploads.lock().unwrap_or_else(|e| e.into_inner());
@@ -548,7 +560,10 @@ impl CallbackTrait for MapCallback {
         resources: &CallbackResources,
     ) {
         let _ = info;
-        if let Some(gpu) = resources.get::<MapGpu>() {
+        if let Some(gpu) = resources
+            .get::<MapGpus>()
+            .and_then(|gpus| gpus.maps.get(&self.map))
+        {
             gpu.draw(pass, self.show_edges);
         }
     }

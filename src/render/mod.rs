@@ -11,8 +11,8 @@ mod map;
 
 pub use atlas::{ATLAS_PAGE, AtlasLayout, THUMB_SIDE};
 pub use map::{
-    Camera, GpuEdge, GpuOverlay, GpuPoint, MapCallback, MapGpu, MapUploads, NO_TILE, OverlayStyle,
-    Thumbnail, UploadCounts, pack_colour,
+    Camera, GpuEdge, GpuOverlay, GpuPoint, MapCallback, MapGpu, MapGpus, MapUploads, NO_TILE,
+    OverlayStyle, Thumbnail, UploadCounts, pack_colour,
 };
 
 /// The map shader's source, for the pipelines and for naga's validation in a test.

@@ -9,6 +9,7 @@ use crossclr::app::settings::{ColourBy, Level};
 use crossclr::app::{ExplorerApp, Launch, Startup};
 use crossclr::demo::{DemoSettings, make_demo};
 use crossclr::jobs::{CancelToken, progress_channel};
+use crossclr::media::demo::{CAPTIONS_FILE, DemoConfig, plan, write_collection};
 use crossclr::project::RunName;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
@@ -480,4 +481,329 @@ fn the_train_panel_trains_pauses_resumes_to_the_same_bytes_and_the_map_follows()
         checkpoint("paused") == checkpoint("whole"),
         "a paused and resumed run ends with the uninterrupted run's bytes"
     );
+}
+
+#[test]
+fn the_projects_window_makes_a_project_from_videos_lists_its_problems_and_ingests_it_onto_the_map()
+{
+    // A fixed folder (not a random temporary name): the snapshot shows its paths.
+    let root = std::env::temp_dir().join("crossclr-app-projects-window");
+    let _ = std::fs::remove_dir_all(&root);
+    let videos = root.join("videos");
+    let config = DemoConfig {
+        seed: 5,
+        videos: 8,
+        ..DemoConfig::default()
+    };
+    write_collection(
+        &videos,
+        &plan(&config),
+        &config,
+        0,
+        &CancelToken::new(),
+        None,
+    )
+    .unwrap();
+    let captions = videos.join(CAPTIONS_FILE);
+    let mut lines = std::fs::read_to_string(&captions).unwrap();
+    let good_lines = lines.lines().count();
+    lines.push_str("this line is not JSON\n");
+    lines.push_str("{\"video\": \"no-such-video\", \"caption\": \"a red ring\"}\n");
+    std::fs::write(&captions, lines).unwrap();
+    let project = root.join("project");
+
+    // The explorer starts on a folder that is not a project yet.
+    let mut harness = explorer(project.clone(), None);
+    step_until(&mut harness, "the failed open", |app| !app.busy());
+    harness
+        .get_by(|node| {
+            node.label().is_some_and(|l| l == "projects")
+                && node.role() != egui::accesskit::Role::Label
+        })
+        .click();
+    harness.run_steps(3);
+    harness.get_by_label("new project").click();
+    harness.run_steps(3);
+    {
+        // The paths a file dialog would fill (a native dialog cannot be driven here).
+        let form = &mut harness.state_mut().projects.form;
+        form.dir = project.display().to_string();
+        form.videos = videos.display().to_string();
+        form.captions = captions.display().to_string();
+    }
+    harness.get_by_label("create project").click();
+    step_until(&mut harness, "a made project", |app| {
+        app.projects.created.is_some()
+    });
+    let created = harness.state().projects.created.clone().unwrap();
+    assert_eq!(
+        created.splits.iter().map(|s| s.1).sum::<usize>(),
+        good_lines,
+        "every good caption is a clip"
+    );
+    let problems: Vec<&str> = created.problems.iter().map(|p| p.text.as_str()).collect();
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(
+        problems[0].starts_with(&format!("{CAPTIONS_FILE}:{}:", good_lines + 1)),
+        "{problems:?}"
+    );
+    assert!(
+        problems[1].starts_with("no-such-video: 1 caption"),
+        "{problems:?}"
+    );
+    harness.run_steps(2);
+    for problem in &problems {
+        assert!(
+            harness.query_by_label(problem).is_some(),
+            "the window lists {problem:?}"
+        );
+    }
+
+    // Stopped before it could do anything, then resumed.
+    harness.get_by_label("ingest").click();
+    harness.step();
+    harness
+        .state()
+        .projects
+        .ingest_job
+        .as_ref()
+        .expect("the ingest started")
+        .cancel
+        .cancel();
+    step_until(&mut harness, "a stopped ingest", |app| {
+        app.projects.ingest_job.is_none()
+    });
+    assert!(
+        harness
+            .state()
+            .projects
+            .ingest_report
+            .as_ref()
+            .is_some_and(|r| r.cancelled),
+        "{:?}",
+        harness.state().projects.status
+    );
+    harness.run_steps(2);
+    harness.get_by_label("resume ingest").click();
+    step_until(
+        &mut harness,
+        "the ingested project on the map, every thumbnail in",
+        |app| {
+            app.projects.ingest_job.is_none()
+                && settled(app)
+                && app.scene.as_ref().is_some_and(|scene| {
+                    scene.clips.len() == good_lines
+                        && (0..scene.clips.len()).all(|clip| {
+                            crossclr::app::thumbnail_of(
+                                &scene.clips[clip],
+                                &app.arrived_thumbnails,
+                                clip,
+                            )
+                            .is_some()
+                        })
+                })
+        },
+    );
+    let app = harness.state();
+    let report = app.projects.ingest_report.as_ref().unwrap();
+    assert!(!report.cancelled && report.failed.is_empty(), "{report:?}");
+    for (stage, expected) in [(0, 8), (1, 8), (2, 1), (3, 8)] {
+        let progress = &app.projects.stages[stage];
+        assert_eq!(
+            (progress.done, progress.total),
+            (expected, expected),
+            "stage {stage}: {:?}",
+            app.projects.stages
+        );
+    }
+    assert!(app.projects.frames_while_ingesting > 0);
+    assert!(
+        app.projects.longest_frame_ms < 1000.0,
+        "longest frame during the ingest {} ms",
+        app.projects.longest_frame_ms
+    );
+    eprintln!(
+        "longest UI frame while ingesting: {:.1} ms over {} frames",
+        app.projects.longest_frame_ms, app.projects.frames_while_ingesting
+    );
+    harness.run_steps(2);
+    harness.snapshot_options("explorer_projects_window", &with_a_timing());
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn the_compare_view_puts_a_second_run_beside_the_first_aligned_with_linked_selection_and_both_tables()
+ {
+    use crossclr::analysis::compare::{align_layout, compare_runs};
+    use crossclr::crossclr::LossKind;
+    use crossclr::project::Project;
+    use crossclr::train::{PreparedRun, RunRequest};
+
+    let dir = tempfile::tempdir().unwrap();
+    let project_dir = demo_project(dir.path(), 12, 6);
+    let project = Project::open(&project_dir).unwrap();
+    // The second run: InfoNCE, which prunes nothing, on the same clips.
+    let mut config = project.config().clone();
+    config.loss.kind = LossKind::Infonce;
+    config.train.epochs = 6;
+    let prepared = PreparedRun::prepare(
+        &project,
+        &config,
+        RunRequest {
+            name: RunName::new("infonce").unwrap(),
+            resume: false,
+        },
+    )
+    .unwrap();
+    let (events, _receiver) = progress_channel(100_000);
+    prepared.train(&events, &CancelToken::new()).unwrap();
+    drop(prepared);
+    let demo = RunName::new("demo").unwrap();
+    let infonce = RunName::new("infonce").unwrap();
+    let expected = compare_runs(&project, &demo, &infonce, None, &CancelToken::new()).unwrap();
+
+    let mut harness = explorer(project_dir.clone(), Some("demo"));
+    step_until(&mut harness, "a laid-out map", settled);
+    harness
+        .get_by(|node| {
+            node.label().is_some_and(|l| l == "compare")
+                && node.role() != egui::accesskit::Role::Label
+        })
+        .click();
+    harness.run_steps(3);
+    assert_eq!(
+        harness.state().compare.second.as_ref(),
+        Some(&infonce),
+        "the other run is picked"
+    );
+    harness.get_by_label("show side by side").click();
+    step_until(&mut harness, "two maps side by side", |app| {
+        app.compare.showing() && !app.busy() && settled(app)
+    });
+    let app = harness.state();
+    let compared = app.compare.compared.as_ref().unwrap();
+    assert_eq!(
+        compared.table, expected,
+        "the window's table is `crossclr compare`'s"
+    );
+    assert_eq!(compared.table.second.run, "infonce");
+
+    // The second map is in the first's frame: fitted already, and its points near their places
+    // on the first (the layout started from them).
+    let first = app.map.positions.clone();
+    let second = app.compare.map.positions.clone();
+    assert_eq!(first.len(), second.len());
+    let extent = {
+        let (lo, hi) = first
+            .iter()
+            .fold(([f32::MAX; 2], [f32::MIN; 2]), |(lo, hi), p| {
+                (
+                    [lo[0].min(p[0]), lo[1].min(p[1])],
+                    [hi[0].max(p[0]), hi[1].max(p[1])],
+                )
+            });
+        (hi[0] - lo[0]).max(hi[1] - lo[1])
+    };
+    let refit = align_layout(&first, &second);
+    let moved_by_refit = refit
+        .iter()
+        .zip(&second)
+        .map(|(a, b)| ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt())
+        .fold(0.0f32, f32::max);
+    assert!(
+        moved_by_refit < 1e-3 * extent,
+        "already fitted: {moved_by_refit} of {extent}"
+    );
+    let mean_shift = first
+        .iter()
+        .zip(&second)
+        .map(|(a, b)| ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt())
+        .sum::<f32>()
+        / first.len() as f32;
+    // What the warm start buys: the same run laid out from scratch (as the app would without
+    // it) and fitted the same way lands its points further from their places on the first map.
+    let cold = {
+        use crossclr::analysis::Matrix;
+        use crossclr::analysis::tsne::{Tsne, TsneConfig};
+        let input = compared.scene.layout_input(Level::Clip);
+        let matrix = Matrix::new(&input.data, input.rows, input.cols).unwrap();
+        let config = TsneConfig {
+            perplexity: TsneConfig::default()
+                .perplexity
+                .min(((input.rows - 1) / 3) as f64),
+            iterations: 300,
+            early_iterations: 250,
+            ..TsneConfig::default()
+        };
+        let mut tsne = Tsne::new(matrix, config).unwrap();
+        while !tsne.is_done() {
+            tsne.step(25);
+        }
+        let flat = tsne.positions();
+        let pairs: Vec<[f32; 2]> = flat.chunks_exact(2).map(|p| [p[0], p[1]]).collect();
+        align_layout(&first, &pairs)
+    };
+    let shift = |layout: &[[f32; 2]]| {
+        first
+            .iter()
+            .zip(layout)
+            .map(|(a, b)| ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt())
+            .sum::<f32>()
+            / first.len() as f32
+    };
+    let cold_shift = shift(&cold);
+    eprintln!(
+        "compare: mean shift between the maps {:.3} of the extent {extent:.1} (from scratch and fitted: {:.3}); table in {:.2} s",
+        mean_shift / extent,
+        cold_shift / extent,
+        compared.seconds
+    );
+    assert!(
+        mean_shift < cold_shift,
+        "the warm start keeps the first map's places: mean shift {mean_shift}, from scratch {cold_shift}"
+    );
+    assert_eq!(app.compare.map.view, app.map.view, "one camera");
+
+    // Hover and click a clip on the right map: both maps mark it, the window compares it.
+    let clip = 3;
+    let at = app
+        .compare
+        .map
+        .view
+        .to_screen(app.compare.map.rect, second[clip]);
+    assert!(app.compare.map.rect.contains(at), "{at:?}");
+    harness.hover_at(at);
+    harness.run_steps(2);
+    assert_eq!(harness.state().hovered, Some(clip), "hover is linked");
+    harness.drag_at(at);
+    harness.run_steps(1);
+    harness.drop_at(at);
+    step_until(&mut harness, "the anchor's sets under both runs", |app| {
+        app.anchor == Some(clip)
+            && app.pruning.as_ref().is_some_and(|v| v.anchor == clip)
+            && app
+                .compare
+                .pruning
+                .as_ref()
+                .is_some_and(|v| v.anchor == clip)
+    });
+    let app = harness.state();
+    assert!(app.selection.contains(&clip));
+    let (left, right) = (
+        app.pruning.as_ref().unwrap(),
+        app.compare.pruning.as_ref().unwrap(),
+    );
+    assert!(
+        right.cross_pruned.is_empty() && right.intra_pruned.is_empty(),
+        "InfoNCE prunes nothing"
+    );
+    assert_eq!(
+        left.cross_kept.len() + left.cross_pruned.len(),
+        right.cross_kept.len(),
+        "the same candidates"
+    );
+    // The anchor's frames are decoded on a job: the picture waits for them.
+    step_until(&mut harness, "the anchor's frames", |app| !app.busy());
+    harness.run_steps(4);
+    harness.snapshot_options("explorer_compare", &with_a_timing());
 }
