@@ -358,3 +358,41 @@ fn ingest_reports_clips_past_the_end_paths_outside_the_folder_and_redoes_a_repla
         train.video.get(train.clips_of_video(1).start)
     );
 }
+
+/// The demo's promise (the explorer issue's goal): on the default demo, typed "a <colour>
+/// <shape>" queries find min(3, the pair's clips) among the best five for at least 80% of the
+/// pairs its captions hold. Needs MiniLM, as the demo does for its text (scripts/setup.sh).
+#[test]
+fn the_default_demo_finds_the_clips_of_most_typed_colour_and_shape_queries() {
+    use crossclr::analysis::SearchIndex;
+    use crossclr::analysis::demo_queries::colour_shape_queries;
+    use crossclr::demo::{DEMO_RUN, DemoSettings, make_demo};
+    use crossclr::jobs::{CancelToken, progress_channel};
+    use crossclr::project::RunName;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (events, _receiver) = progress_channel(1_000_000);
+    let project_dir = make_demo(
+        dir.path(),
+        DemoSettings::default(),
+        &events,
+        &CancelToken::new(),
+    )
+    .unwrap();
+    let project = Project::open(&project_dir).unwrap();
+    let index = SearchIndex::open(&project, &RunName::new(DEMO_RUN).unwrap()).unwrap();
+    let report = colour_shape_queries(&project, &index).unwrap();
+    let failed: Vec<_> = report.pairs.iter().filter(|p| !p.passed()).collect();
+    eprintln!(
+        "demo check: {} of {} pairs ({:.0}%); failed: {failed:?}",
+        report.passed(),
+        report.pairs.len(),
+        100.0 * report.share()
+    );
+    assert!(
+        report.share() >= 0.8,
+        "{} of {} pairs: {failed:?}",
+        report.passed(),
+        report.pairs.len()
+    );
+}

@@ -51,11 +51,11 @@ mod tests {
     }
 
     #[test]
-    fn the_default_collection_has_a_few_hundred_clips_with_duplicates_and_paraphrases() {
+    fn the_default_collection_has_some_six_hundred_clips_with_duplicates_and_paraphrases() {
         let config = DemoConfig::default();
         let videos = plan(&config);
         let clips: Vec<&DemoClip> = videos.iter().flat_map(|v| &v.clips).collect();
-        assert!((240..=400).contains(&clips.len()), "{} clips", clips.len());
+        assert!((500..=760).contains(&clips.len()), "{} clips", clips.len());
         let mut per_concept: HashMap<usize, Vec<&DemoClip>> = HashMap::new();
         for clip in &clips {
             per_concept.entry(clip.concept_id).or_default().push(clip);

@@ -66,12 +66,14 @@ pub struct DemoConfig {
 }
 
 impl Default for DemoConfig {
-    /// A few hundred clips (about 320) small enough to render, encode, ingest and train on two
-    /// cores in well under three minutes.
+    /// About 630 clips: enough examples of each colour × shape pair for typed queries to find
+    /// them (80 videos found min(3, a pair's clips) in 63%, 44% and 70% of the pairs for seeds
+    /// 0, 1, 2; 160 in 86%, 85% and 90%), and still rendered, ingested and trained on two cores
+    /// in under three minutes.
     fn default() -> Self {
         Self {
             seed: 0,
-            videos: 80,
+            videos: 160,
             clips_per_video: (3, 5),
             concepts: 72,
             popularity: 0.7,
