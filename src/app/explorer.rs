@@ -169,6 +169,8 @@ pub struct ExplorerApp {
     pub compare: CompareState,
     /// A run to show once the load under way is done (the Train panel's newest checkpoint).
     pending_show: Option<(PathBuf, RunName)>,
+    /// Intermediate t-SNE layouts drawn while the latest layout ran (it animates).
+    pub layout_steps_shown: usize,
 }
 
 /// A clip's thumbnail: the one cached when the scene was loaded, else one that arrived since.
@@ -253,6 +255,7 @@ impl ExplorerApp {
             pending_thumbnails: Vec::new(),
             compare: CompareState::default(),
             pending_show: None,
+            layout_steps_shown: 0,
         };
         app.start(&cc.egui_ctx);
         app
@@ -354,6 +357,7 @@ impl ExplorerApp {
         if let Some((_, job)) = &self.layout_job {
             job.cancel.cancel();
         }
+        self.layout_steps_shown = 0;
         let job = layout_job(
             Self::repainter(ctx),
             scene,
@@ -1191,6 +1195,9 @@ impl ExplorerApp {
                 self.layout_job = None;
             }
             if self.settings.level == level {
+                if !finished && positions != self.map.positions {
+                    self.layout_steps_shown += 1;
+                }
                 self.show_positions(level, positions, first || finished);
                 if finished && self.compare.compared.is_some() {
                     self.start_compare_layout(ctx);

@@ -118,6 +118,13 @@ fn the_explorer_lays_out_a_project_before_training_and_draws_its_thumbnails() {
         "ingest caches every clip's thumbnail"
     );
     assert!(app.problems.is_empty(), "{:?}", app.problems);
+    // The layout animated: t-SNE's snapshots were drawn as it ran (every 25 of 300 iterations,
+    // as many as the frames took), not only its end.
+    assert!(
+        app.layout_steps_shown >= 3,
+        "{} intermediate layouts drawn",
+        app.layout_steps_shown
+    );
     // Without a run the text side is another space: no pairs, and search says why.
     assert!(!scene.level_available(Level::Pairs));
     let clips = scene.clips.len();
