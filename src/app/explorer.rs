@@ -34,7 +34,7 @@ use crate::jobs::{CancelToken, progress_channel};
 use crate::media::ThumbnailCache;
 use crate::project::{Project, RunName};
 use crate::render::{
-    AtlasLayout, GpuEdge, GpuOverlay, GpuPoint, NO_TILE, OverlayStyle, Thumbnail, pack_colour,
+    AtlasLayout, GpuEdge, GpuOverlay, GpuPoint, NO_TILE, OverlayStyle, pack_colour,
 };
 
 /// What the explorer opens on.
@@ -375,11 +375,7 @@ impl ExplorerApp {
         };
         let points = self.gpu_points(&scene, level, &positions);
         self.map.set_positions(positions, refit);
-        self.map
-            .uploads
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .points = Some(points.into());
+        self.map.uploads().points = Some(points.into());
         self.shown_level = Some(level);
         self.colours_dirty = true;
         self.overlay_dirty = true;
@@ -397,12 +393,7 @@ impl ExplorerApp {
             // The first map now has half the width: both fit it again (they share its camera).
             self.map.fit_pending = true;
         }
-        self.compare
-            .map
-            .uploads
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .points = Some(points.into());
+        self.compare.map.uploads().points = Some(points.into());
         self.compare.shown_level = Some(level);
         self.colours_dirty = true;
         self.overlay_dirty = true;
@@ -530,19 +521,10 @@ impl ExplorerApp {
             return;
         };
         let (packed, legend) = self.colours_with(&scene, level, self.pruning_shown());
-        self.map
-            .uploads
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .colours = Some(packed.into());
+        self.map.uploads().colours = Some(packed.into());
         if let Some(second) = self.compare_scene(level) {
             let (packed, _) = self.colours_with(&second, level, self.compare_pruning_shown());
-            self.compare
-                .map
-                .uploads
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .colours = Some(packed.into());
+            self.compare.map.uploads().colours = Some(packed.into());
         }
         self.search.legend = legend;
         self.colours_dirty = false;
@@ -626,19 +608,10 @@ impl ExplorerApp {
             return;
         };
         let overlay = self.overlay_with(&scene, level, self.pruning_shown());
-        self.map
-            .uploads
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .overlay = Some(overlay.into());
+        self.map.uploads().overlay = Some(overlay.into());
         if let Some(second) = self.compare_scene(level) {
             let overlay = self.overlay_with(&second, level, self.compare_pruning_shown());
-            self.compare
-                .map
-                .uploads
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .overlay = Some(overlay.into());
+            self.compare.map.uploads().overlay = Some(overlay.into());
         }
         self.overlay_dirty = false;
     }
@@ -696,19 +669,10 @@ impl ExplorerApp {
         let (edges, capped) = self.edges_with(&scene, level, self.pruning_shown());
         self.edges_capped = capped;
         self.drawn_edges = edges.len();
-        self.map
-            .uploads
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .edges = Some(edges.into());
+        self.map.uploads().edges = Some(edges.into());
         if let Some(second) = self.compare_scene(level) {
             let (edges, _) = self.edges_with(&second, level, self.compare_pruning_shown());
-            self.compare
-                .map
-                .uploads
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .edges = Some(edges.into());
+            self.compare.map.uploads().edges = Some(edges.into());
         }
         self.edges_dirty = false;
     }
@@ -791,12 +755,7 @@ impl ExplorerApp {
         };
         let scene = &compared.scene;
         let layout = AtlasLayout::for_thumbnails(scene.clips.len()).capped(self.max_atlas_pages);
-        self.compare
-            .map
-            .uploads
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .atlas = Some(layout);
+        self.compare.map.uploads().atlas = Some(layout);
         let items: Vec<(usize, PathBuf)> = scene
             .clips
             .iter()
@@ -806,25 +765,7 @@ impl ExplorerApp {
             })
             .filter(|(i, _)| layout.tile(*i) != NO_TILE)
             .collect();
-        if items.is_empty() {
-            return;
-        }
-        let total = items.len();
-        self.compare.thumbnail_job = Some(Job::start(
-            "compare thumbnails",
-            Self::repainter(ctx),
-            move |report, cancel| {
-                let failed = atlas_batches(&items, cancel, |batch, done| {
-                    report.progress(done, Some(total), "thumbnails");
-                    report.partial(batch);
-                });
-                if failed > 0 {
-                    Err(format!("{failed} of {total} thumbnails could not be read"))
-                } else {
-                    Ok(Vec::new())
-                }
-            },
-        ));
+        self.compare.thumbnail_job = tiles_job("compare thumbnails", Self::repainter(ctx), items);
     }
 
     fn poll_compare(&mut self, ctx: &egui::Context) {
@@ -880,20 +821,7 @@ impl ExplorerApp {
             if let Some(compared) = &self.compare.compared {
                 let layout = AtlasLayout::for_thumbnails(compared.scene.clips.len())
                     .capped(self.max_atlas_pages);
-                let mut uploads = self
-                    .compare
-                    .map
-                    .uploads
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner());
-                for batch in batches {
-                    uploads
-                        .thumbnails
-                        .extend(batch.into_iter().map(|(clip, rgba)| Thumbnail {
-                            tile: layout.tile(clip),
-                            rgba,
-                        }));
-                }
+                self.compare.map.queue_tiles(layout, batches);
             }
             if let Some(result) = finished {
                 self.compare.thumbnail_job = None;
@@ -1048,11 +976,7 @@ impl ExplorerApp {
             return;
         };
         let layout = AtlasLayout::for_thumbnails(scene.clips.len()).capped(self.max_atlas_pages);
-        self.map
-            .uploads
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .atlas = Some(layout);
+        self.map.uploads().atlas = Some(layout);
         let items: Vec<(usize, PathBuf)> = scene
             .clips
             .iter()
@@ -1065,25 +989,9 @@ impl ExplorerApp {
 
     /// Decodes `items`' thumbnails into their atlas tiles on a job.
     fn load_tiles(&mut self, ctx: &egui::Context, items: Vec<(usize, PathBuf)>) {
-        if items.is_empty() {
-            return;
+        if let Some(job) = tiles_job("thumbnails", Self::repainter(ctx), items) {
+            self.thumbnail_job = Some(job);
         }
-        let total = items.len();
-        self.thumbnail_job = Some(Job::start(
-            "thumbnails",
-            Self::repainter(ctx),
-            move |report, cancel| {
-                let failed = atlas_batches(&items, cancel, |batch, done| {
-                    report.progress(done, Some(total), "thumbnails");
-                    report.partial(batch);
-                });
-                if failed > 0 {
-                    Err(format!("{failed} of {total} thumbnails could not be read"))
-                } else {
-                    Ok(Vec::new())
-                }
-            },
-        ));
     }
 
     /// An ingest cached the thumbnails of `videos`: their clips' tiles are loaded now.
@@ -1214,15 +1122,7 @@ impl ExplorerApp {
             if let Some(scene) = &self.scene {
                 let layout =
                     AtlasLayout::for_thumbnails(scene.clips.len()).capped(self.max_atlas_pages);
-                let mut uploads = self.map.uploads.lock().unwrap_or_else(|e| e.into_inner());
-                for batch in batches {
-                    uploads
-                        .thumbnails
-                        .extend(batch.into_iter().map(|(clip, rgba)| Thumbnail {
-                            tile: layout.tile(clip),
-                            rgba,
-                        }));
-                }
+                self.map.queue_tiles(layout, batches);
             }
             // Clips whose pictures arrived during an ingest switch from discs to their tiles.
             if arrived && let Some(level) = self.shown_level {
@@ -1676,6 +1576,30 @@ fn map_title_ui(ui: &egui::Ui, rect: egui::Rect, title: &str) {
         egui::Color32::from_black_alpha(170),
     );
     painter.galley(at, galley, egui::Color32::WHITE);
+}
+
+/// Decodes `items`' thumbnails (clip, file) on a job that sends them in batches; `None` when
+/// there is nothing to decode.
+fn tiles_job(
+    name: &str,
+    repaint: impl Fn() + Send + Sync + 'static,
+    items: Vec<(usize, PathBuf)>,
+) -> Option<Job<Vec<ClipPixels>>> {
+    if items.is_empty() {
+        return None;
+    }
+    let total = items.len();
+    Some(Job::start(name, repaint, move |report, cancel| {
+        let failed = atlas_batches(&items, cancel, |batch, done| {
+            report.progress(done, Some(total), "thumbnails");
+            report.partial(batch);
+        });
+        if failed > 0 {
+            Err(format!("{failed} of {total} thumbnails could not be read"))
+        } else {
+            Ok(Vec::new())
+        }
+    }))
 }
 
 /// Lays out `level` of `scene` with t-SNE on a job, sending snapshots as it goes; `warm`: the

@@ -246,6 +246,33 @@ pub struct MapStyle {
 }
 
 impl MapView {
+    /// The changes waiting for the next frame. A poisoned lock means the app panicked mid-update:
+    /// what it holds is still the latest state.
+    pub fn uploads(&self) -> std::sync::MutexGuard<'_, MapUploads> {
+        self.uploads.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues decoded thumbnails (clip, RGBA) for their tiles of `layout`.
+    pub fn queue_tiles(
+        &self,
+        layout: crate::render::AtlasLayout,
+        batches: Vec<Vec<(usize, Vec<u8>)>>,
+    ) {
+        let mut uploads = self.uploads();
+        for batch in batches {
+            uploads
+                .thumbnails
+                .extend(
+                    batch
+                        .into_iter()
+                        .map(|(clip, rgba)| crate::render::Thumbnail {
+                            tile: layout.tile(clip),
+                            rgba,
+                        }),
+                );
+        }
+    }
+
     /// A map drawn by GPU map `gpu_map` (each map on screen has its own).
     pub fn for_gpu_map(gpu_map: u32) -> Self {
         Self {
