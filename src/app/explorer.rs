@@ -15,7 +15,7 @@ use super::project_panel::{ProjectAction, ProjectPanel, projects_ui};
 use super::pruning_panel::{PruningView, audit_panel_ui, pruning_ui};
 use super::scene::{ClipFiles, ClipInfo, MAX_DRAWN_EDGES, Scene};
 use super::search_panel::{SearchState, search_ui};
-use super::settings::{ColourBy, Level, Modality, PruningScope, Settings, Space};
+use super::settings::{ColourBy, GraphLayout, Level, Modality, PruningScope, Settings, Space};
 use super::status_bar::status_ui;
 use super::thumbnails::{TextureCache, atlas_batches};
 use super::train_panel::{TrainPanel, train_ui};
@@ -25,6 +25,7 @@ use crate::analysis::audit::{
 };
 use crate::analysis::clusters::{ClusterLabel, cluster_labels};
 use crate::analysis::compare::{align_layout, compare_runs};
+use crate::analysis::force_layout::{ForceConfig, ForceLayout};
 use crate::analysis::negatives::loss_settings;
 use crate::analysis::negatives::{AnchorExplanation, NegativesRequest, Scope, explain_anchor};
 use crate::analysis::tsne::{Init, Tsne, TsneConfig};
@@ -171,6 +172,12 @@ pub struct ExplorerApp {
     pending_show: Option<(PathBuf, RunName)>,
     /// Intermediate t-SNE layouts drawn while the latest layout ran (it animates).
     pub layout_steps_shown: usize,
+    /// The graph's own layout of the clips (ForceAtlas2) under way, for a graph space.
+    force_job: Option<(Space, Job<LayoutFrame>)>,
+    /// Finished graph layouts of the clips, by graph space, and their cluster names.
+    force_layouts: std::collections::HashMap<Space, LayoutFrame>,
+    /// The graph space whose own layout the map shows, if it shows one (else t-SNE's map).
+    pub shown_force: Option<Space>,
 }
 
 /// A clip's thumbnail: the one cached when the scene was loaded, else one that arrived since.
@@ -256,6 +263,9 @@ impl ExplorerApp {
             compare: CompareState::default(),
             pending_show: None,
             layout_steps_shown: 0,
+            force_job: None,
+            force_layouts: Default::default(),
+            shown_force: None,
         };
         app.start(&cc.egui_ctx);
         app
@@ -296,11 +306,13 @@ impl ExplorerApp {
     /// Opens the project in `dir` on a job: its points under the run's head, its manifest and
     /// its search index.
     pub fn load(&mut self, ctx: &egui::Context, dir: PathBuf, run: Option<RunName>) {
-        self.previous_layout = match (&self.scene, self.shown_level) {
-            (Some(scene), Some(level)) if scene.project_dir == dir => Some((
+        // The t-SNE map is what a new layout warm-starts from, also when the graph's own
+        // layout is on screen.
+        self.previous_layout = match (&self.scene, self.shown_level, self.tsne_positions()) {
+            (Some(scene), Some(level), Some(positions)) if scene.project_dir == dir => Some((
                 level,
                 scene.clips.iter().map(|c| c.key.clone()).collect(),
-                self.map.positions.clone(),
+                positions,
             )),
             _ => None,
         };
@@ -380,6 +392,108 @@ impl ExplorerApp {
         self.colours_dirty = true;
         self.overlay_dirty = true;
         self.edges_dirty = true;
+    }
+
+    /// The t-SNE map of the shown level, also while the graph's own layout is on screen.
+    fn tsne_positions(&self) -> Option<Positions> {
+        match self.shown_force {
+            Some(_) => self.shown_level.and_then(|l| self.layouts.get(&l).cloned()),
+            None => self.shown_level.map(|_| self.map.positions.clone()),
+        }
+    }
+
+    /// Whether the map should show the graph's own layout: asked for, the graph shown, clips
+    /// as points and one map on screen.
+    pub fn force_layout_wanted(&self) -> bool {
+        self.settings.graph_layout == GraphLayout::Force
+            && self.settings.show_edges
+            && self.settings.level == Level::Clip
+            && self.compare.compared.is_none()
+    }
+
+    /// Puts the map's points where the settings say: the graph's own layout (kept, or laid out
+    /// on a job from the t-SNE map once that is done) or back on the t-SNE map.
+    fn arrange(&mut self, ctx: &egui::Context) {
+        if self.scene.is_none() || self.shown_level.is_none() {
+            return;
+        }
+        if !self.force_layout_wanted() {
+            if let Some((_, job)) = self.force_job.take() {
+                job.cancel.cancel();
+            }
+            if self.shown_force.take().is_some()
+                && let Some(positions) = self.layouts.get(&self.settings.level).cloned()
+            {
+                self.show_positions(self.settings.level, positions, true);
+            }
+            return;
+        }
+        let space = self.settings.graph_space;
+        if self.shown_force == Some(space) {
+            return;
+        }
+        if let Some((positions, _)) = self.force_layouts.get(&space).cloned() {
+            self.show_force_layout(space, positions, true);
+            return;
+        }
+        if self.force_job.as_ref().is_some_and(|(s, _)| *s == space) {
+            return;
+        }
+        // Unfolding the t-SNE map keeps a user's bearings; until it is done there is nothing
+        // to start from, and the next frame asks again.
+        let (Some(scene), Some(start)) = (self.scene.clone(), self.layouts.get(&Level::Clip))
+        else {
+            return;
+        };
+        let start: Vec<f32> = start.iter().flatten().copied().collect();
+        if let Some((_, job)) = self.force_job.take() {
+            job.cancel.cancel();
+        }
+        let job = force_layout_job(Self::repainter(ctx), scene, space, start);
+        self.force_job = Some((space, job));
+    }
+
+    fn show_force_layout(&mut self, space: Space, positions: Positions, refit: bool) {
+        self.show_positions(Level::Clip, positions, refit);
+        self.shown_force = Some(space);
+    }
+
+    fn poll_force_layout(&mut self) {
+        let Some((space, job)) = &mut self.force_job else {
+            return;
+        };
+        let space = *space;
+        let (positions, finished) = match job.poll() {
+            Polled::Nothing => return,
+            Polled::Partial(mut snapshots) => match snapshots.pop() {
+                Some((last, _)) => (last, false),
+                None => return,
+            },
+            Polled::Finished(mut snapshots, result) => {
+                self.force_job = None;
+                match result {
+                    Ok(frame) => {
+                        let positions = frame.0.clone();
+                        self.force_layouts.insert(space, frame);
+                        (positions, true)
+                    }
+                    Err(error) => {
+                        if error != "cancelled" {
+                            self.problems.push(format!("graph layout: {error}"));
+                        }
+                        match snapshots.pop() {
+                            Some((last, _)) => (last, false),
+                            None => return,
+                        }
+                    }
+                }
+            }
+        };
+        if !self.force_layout_wanted() || self.settings.graph_space != space {
+            return;
+        }
+        let first = self.shown_force != Some(space);
+        self.show_force_layout(space, positions, first || finished);
     }
 
     /// Uploads `positions` as the second run's map.
@@ -736,8 +850,10 @@ impl ExplorerApp {
         if let Some((_, job)) = &self.compare.layout_job {
             job.cancel.cancel();
         }
-        let warm = (self.map.positions.len() == scene.count(level))
-            .then(|| self.map.positions.iter().flatten().copied().collect());
+        let warm = self
+            .tsne_positions()
+            .filter(|positions| positions.len() == scene.count(level))
+            .map(|positions| positions.iter().flatten().copied().collect());
         let job = layout_job(
             Self::repainter(ctx),
             scene,
@@ -1102,7 +1218,8 @@ impl ExplorerApp {
                 self.layouts.insert(level, positions.clone());
                 self.layout_job = None;
             }
-            if self.settings.level == level {
+            // The graph's own layout, once shown, stays until the user turns it off.
+            if self.settings.level == level && self.shown_force.is_none() {
                 if !finished && positions != self.map.positions {
                     self.layout_steps_shown += 1;
                 }
@@ -1235,6 +1352,11 @@ impl ExplorerApp {
         self.layouts.clear();
         self.labels.clear();
         self.shown_level = None;
+        if let Some((_, job)) = self.force_job.take() {
+            job.cancel.cancel();
+        }
+        self.force_layouts.clear();
+        self.shown_force = None;
         if !same_clips {
             self.selection.clear();
             self.anchor = None;
@@ -1284,7 +1406,8 @@ impl ExplorerApp {
     }
 
     fn toolbar_ui(&mut self, ui: &mut egui::Ui) {
-        ui.horizontal(|ui| {
+        // Wrapped: a narrow window gets a second row rather than controls cut off at its edge.
+        ui.horizontal_wrapped(|ui| {
             ui.strong("crossclr explorer");
             if let Some(scene) = &self.scene {
                 ui.separator();
@@ -1329,14 +1452,32 @@ impl ExplorerApp {
             ui.checkbox(&mut self.settings.show_edges, "graph");
             if self.settings.show_edges {
                 let joint = self.scene.as_ref().is_some_and(|s| s.graph_joint.is_some());
-                ui.selectable_value(&mut self.settings.graph_space, Space::Input, "input space");
+                ui.selectable_value(&mut self.settings.graph_space, Space::Input, "input")
+                    .on_hover_text("edges by the encoders' pooled input features");
                 ui.add_enabled_ui(joint, |ui| {
+                    ui.selectable_value(&mut self.settings.graph_space, Space::Joint, "joint")
+                        .on_hover_text("edges by the run's joint embeddings")
+                        .on_disabled_hover_text("the joint space needs a trained run");
+                });
+                ui.separator();
+                // One map at a time: the compare view's two maps share a camera over t-SNE.
+                let clips = self.settings.level == Level::Clip && self.compare.compared.is_none();
+                let why = "the graph's own layout places clips (points: clips), one map at a time";
+                ui.add_enabled_ui(clips, |ui| {
                     ui.selectable_value(
-                        &mut self.settings.graph_space,
-                        Space::Joint,
-                        "joint space",
+                        &mut self.settings.graph_layout,
+                        GraphLayout::Map,
+                        "on the map",
                     )
-                    .on_disabled_hover_text("the joint space needs a trained run");
+                    .on_hover_text("the graph over the t-SNE map")
+                    .on_disabled_hover_text(why);
+                    ui.selectable_value(
+                        &mut self.settings.graph_layout,
+                        GraphLayout::Force,
+                        "own layout",
+                    )
+                    .on_hover_text("the clips placed by the graph's edges alone (ForceAtlas2)")
+                    .on_disabled_hover_text(why);
                 });
                 if self.edges_capped {
                     ui.label(
@@ -1458,9 +1599,16 @@ impl ExplorerApp {
         let pointer_here = response.hovered() || self.compare.compared.is_none();
         self.map_input(&scene, level, &input, pointer_here);
         self.tooltip_ui(&scene, response);
-        if self.layout_job.as_ref().is_none_or(|(l, _)| *l != level)
-            && let Some(labels) = self.labels.get(&level)
-        {
+        let labels = match self.shown_force {
+            Some(space) => self.force_layouts.get(&space).map(|(_, labels)| labels),
+            None => self
+                .layout_job
+                .as_ref()
+                .is_none_or(|(l, _)| *l != level)
+                .then(|| self.labels.get(&level))
+                .flatten(),
+        };
+        if let Some(labels) = labels {
             self.map.labels_ui(ui, map_rect, labels);
         }
         if let Some(compared) = &self.compare.compared {
@@ -1631,8 +1779,6 @@ pub(super) fn layout_job(
             ..TsneConfig::default()
         };
         let mut tsne = Tsne::new(matrix, config).map_err(|e| e.to_string())?;
-        let as_pairs =
-            |flat: Vec<f32>| -> Positions { flat.chunks_exact(2).map(|p| [p[0], p[1]]).collect() };
         report.partial((as_pairs(tsne.positions()), Vec::new()));
         while !tsne.is_done() {
             if cancel.is_cancelled() {
@@ -1650,13 +1796,61 @@ pub(super) fn layout_job(
             report.partial((as_pairs(snapshot.positions), Vec::new()));
         }
         let positions = as_pairs(tsne.positions());
-        let captions: Vec<String> = (0..positions.len())
-            .map(|p| scene.clips[scene.clip_of_point(level, p)].caption.clone())
-            .collect();
-        let k = ((positions.len() as f64 / 4.0).sqrt().round() as usize).clamp(2, 24);
-        let labels = cluster_labels(&positions, &captions, k, 0);
+        let labels = labels_of(&scene, level, &positions);
         Ok((positions, labels))
     })
+}
+
+/// The graph's own layout of `scene`'s clips in `space` (ForceAtlas2) from `start`, their t-SNE
+/// map, sending snapshots as it unfolds.
+pub(super) fn force_layout_job(
+    repaint: impl Fn() + Send + Sync + 'static,
+    scene: Arc<Scene>,
+    space: Space,
+    start: Vec<f32>,
+) -> Job<LayoutFrame> {
+    Job::start("graph layout", repaint, move |report, cancel| {
+        let graph = scene.graph(space);
+        let config = ForceConfig::default();
+        let iterations = config.iterations;
+        let mut layout = ForceLayout::new(
+            scene.clips.len(),
+            &graph.from,
+            &graph.to,
+            &graph.similarity,
+            Some(&start),
+            config,
+        )
+        .map_err(|e| e.to_string())?;
+        while !layout.is_done() {
+            if cancel.is_cancelled() {
+                return Err("cancelled".into());
+            }
+            let positions = layout.step(10);
+            report.progress(
+                layout.iteration(),
+                Some(iterations),
+                format!("ForceAtlas2 · {space} space"),
+            );
+            report.partial((as_pairs(positions), Vec::new()));
+        }
+        let positions = as_pairs(layout.positions());
+        let labels = labels_of(&scene, Level::Clip, &positions);
+        Ok((positions, labels))
+    })
+}
+
+fn as_pairs(flat: Vec<f32>) -> Positions {
+    flat.chunks_exact(2).map(|p| [p[0], p[1]]).collect()
+}
+
+/// Cluster names of a finished layout: about √(N/4) clusters, named by their captions.
+fn labels_of(scene: &Scene, level: Level, positions: &[[f32; 2]]) -> Vec<ClusterLabel> {
+    let captions: Vec<String> = (0..positions.len())
+        .map(|p| scene.clips[scene.clip_of_point(level, p)].caption.clone())
+        .collect();
+    let k = ((positions.len() as f64 / 4.0).sqrt().round() as usize).clamp(2, 24);
+    cluster_labels(positions, &captions, k, 0)
 }
 
 /// The scene of `project` under `run` (`None`: its input features): the clips embedded, their
@@ -1731,9 +1925,11 @@ impl eframe::App for ExplorerApp {
         self.poll_jobs(&ctx);
         self.poll_analysis_jobs();
         self.poll_compare(&ctx);
+        self.poll_force_layout();
         self.textures.poll(&ctx);
         self.frames.poll(&ctx);
         egui::Panel::top("toolbar").show(ui, |ui| self.toolbar_ui(ui));
+        self.arrange(&ctx);
         egui::Panel::bottom("status").show(ui, |ui| status_ui(ui, self));
         if self.settings.show_train {
             egui::Panel::bottom("train")
@@ -1802,6 +1998,7 @@ impl eframe::App for ExplorerApp {
         if self.demo_job.is_some()
             || self.load_job.is_some()
             || self.layout_job.is_some()
+            || self.force_job.is_some()
             || self.thumbnail_job.is_some()
             || self.projects.busy()
             || self.compare.busy()
@@ -1852,6 +2049,7 @@ impl ExplorerApp {
         line!(&self.demo_job);
         line!(&self.load_job);
         line!(self.layout_job.as_ref().map(|(_, j)| j));
+        line!(self.force_job.as_ref().map(|(_, j)| j));
         line!(&self.thumbnail_job);
         line!(&self.search_job);
         line!(&self.pruning_job);

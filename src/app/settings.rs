@@ -78,6 +78,16 @@ impl ColourBy {
     }
 }
 
+/// Where the clips sit when the graph is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum GraphLayout {
+    /// At their t-SNE map positions: the graph drawn over the embedding's geometry.
+    #[default]
+    Map,
+    /// Placed by the graph's edges alone (ForceAtlas2): its communities, bridges and hubs.
+    Force,
+}
+
 /// Where the pruning view takes the anchor's batch from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum PruningScope {
@@ -97,6 +107,7 @@ pub struct Settings {
     pub gamma: f64,
     pub show_edges: bool,
     pub graph_space: Space,
+    pub graph_layout: GraphLayout,
     /// Show the selected anchor's positive, kept and pruned negatives.
     pub show_pruning: bool,
     pub pruning_side: Modality,
@@ -122,6 +133,7 @@ impl Default for Settings {
             gamma: crate::crossclr::CrossClrConfig::PAPER.gamma,
             show_edges: true,
             graph_space: Space::Input,
+            graph_layout: GraphLayout::default(),
             show_pruning: true,
             pruning_side: Modality::Video,
             pruning_scope: PruningScope::default(),

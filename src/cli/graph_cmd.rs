@@ -7,13 +7,15 @@ use std::time::Instant;
 
 use anyhow::{Result, bail};
 use clap::Args;
+use safetensors::{Dtype, tensor::TensorView};
 
 use super::analysis_common::{bar, cancel_token, run_or_latest, update};
+use crate::analysis::force_layout::{ForceConfig, ForceLayout};
 use crate::analysis::graph::{EdgeRule, GraphSettings, similarity_graph};
 use crate::analysis::negatives::loss_settings;
 use crate::analysis::samples::{Level, Samples, Space, joint_embeddings};
 use crate::crossclr::Mode;
-use crate::project::{Project, RunName};
+use crate::project::{Project, RunName, write_safetensors_atomic};
 
 #[derive(Debug, Args)]
 pub struct GraphArgs {
@@ -43,6 +45,16 @@ pub struct GraphArgs {
     /// Paper or official scores (default: the run's, else the project's).
     #[arg(long, value_enum)]
     pub mode: Option<Mode>,
+    /// Also lay out the video side's graph by its edges alone (ForceAtlas2, what the explorer's
+    /// "own layout" shows), written beside it as `graph-layout-<space>-<level>.safetensors`.
+    #[arg(long)]
+    pub force_layout: bool,
+    /// The force layout's random start.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// The force layout's iterations.
+    #[arg(long, default_value_t = ForceConfig::default().iterations)]
+    pub iterations: usize,
 }
 
 pub fn run(args: &GraphArgs) -> Result<()> {
@@ -127,5 +139,51 @@ pub fn run(args: &GraphArgs) -> Result<()> {
         )?;
     }
     writeln!(out, "wrote {}", path.display())?;
+    if args.force_layout {
+        let config = ForceConfig {
+            iterations: args.iterations,
+            seed: args.seed,
+            ..ForceConfig::default()
+        };
+        let started = Instant::now();
+        let side = &graph.video;
+        let layout = ForceLayout::new(
+            graph.keys.len(),
+            &side.from,
+            &side.to,
+            &side.similarity,
+            None,
+            config.clone(),
+        )?
+        .run();
+        let seconds = started.elapsed().as_secs_f64();
+        let layout_path = path.with_file_name(format!(
+            "graph-layout-{}-{}.safetensors",
+            args.space, args.level
+        ));
+        let metadata = std::collections::HashMap::from([
+            (
+                "format".to_string(),
+                super::map_cmd::LAYOUT_FORMAT.to_string(),
+            ),
+            ("method".to_string(), "forceatlas2".to_string()),
+            ("graph".to_string(), path.display().to_string()),
+            ("iterations".to_string(), config.iterations.to_string()),
+            ("scaling".to_string(), config.scaling.to_string()),
+            ("gravity".to_string(), config.gravity.to_string()),
+            ("theta".to_string(), config.theta.to_string()),
+            ("seed".to_string(), config.seed.to_string()),
+            ("keys".to_string(), serde_json::to_string(&graph.keys)?),
+        ]);
+        let bytes: Vec<u8> = layout.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let view = TensorView::new(Dtype::F32, vec![graph.keys.len(), 2], &bytes)?;
+        write_safetensors_atomic(&layout_path, [("layout", view)], Some(metadata))?;
+        writeln!(
+            out,
+            "laid out the video graph by its edges (ForceAtlas2, {} iterations) in {seconds:.1} s; wrote {}",
+            config.iterations,
+            layout_path.display()
+        )?;
+    }
     Ok(())
 }

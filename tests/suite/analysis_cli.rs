@@ -654,6 +654,53 @@ fn graph_edges_connectivity_and_influence_come_from_the_loss_and_repeat_to_the_b
         "the same graph gave other bytes"
     );
 
+    // The graph's own layout (the explorer's "own layout"): seeded, N×2, edges shorter than
+    // the typical distance between nodes, and the same bytes again.
+    let layout_of = || {
+        let (ok, stdout, stderr) = crossclr(&[
+            "graph",
+            path,
+            "--k",
+            "5",
+            "--split",
+            "train",
+            "--force-layout",
+        ]);
+        assert!(ok && stdout.contains("ForceAtlas2"), "{stdout}{stderr}");
+        std::fs::read(project_dir.join("maps/input/graph-layout-input-clip.safetensors")).unwrap()
+    };
+    let layout_bytes = layout_of();
+    assert_eq!(
+        layout_of(),
+        layout_bytes,
+        "the same seed gave another layout"
+    );
+    let layout_file = safetensors::SafeTensors::deserialize(&layout_bytes).unwrap();
+    let layout = layout_file.tensor("layout").unwrap();
+    assert_eq!(layout.shape(), [n, 2]);
+    let p: Vec<f32> = layout
+        .data()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    assert!(p.iter().all(|v| v.is_finite()));
+    let d = |a: usize, b: usize| (p[2 * a] - p[2 * b]).hypot(p[2 * a + 1] - p[2 * b + 1]);
+    let edges = tensor_u32(&graph, "video_edges");
+    let edge_mean = edges
+        .chunks(2)
+        .map(|e| d(e[0] as usize, e[1] as usize))
+        .sum::<f32>()
+        / (edges.len() / 2) as f32;
+    let pair_mean = (0..n)
+        .flat_map(|a| (a + 1..n).map(move |b| (a, b)))
+        .map(|(a, b)| d(a, b))
+        .sum::<f32>()
+        / (n * (n - 1) / 2) as f32;
+    assert!(
+        edge_mean < 0.5 * pair_mean,
+        "mean edge {edge_mean}, mean distance {pair_mean}"
+    );
+
     let (ok, _, stderr) = crossclr(&["graph", path, "--space", "joint"]);
     assert!(!ok, "joint space without a run");
     assert!(stderr.contains("--space input"), "{stderr}");

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crossclr::app::settings::{ColourBy, Level};
+use crossclr::app::settings::{ColourBy, Level, Space};
 use crossclr::app::{ExplorerApp, Launch, Startup};
 use crossclr::demo::{DemoSettings, make_demo};
 use crossclr::jobs::{CancelToken, progress_channel};
@@ -188,6 +188,56 @@ fn the_explorer_lays_out_a_project_before_training_and_draws_its_thumbnails() {
         after.len(),
         before.len()
     );
+
+    // The graph's own layout: the clips placed by the kNN graph's edges alone, unfolding from
+    // the t-SNE map, and back.
+    harness.state_mut().show_graph(true);
+    harness.run_steps(3);
+    let tsne = harness.state().map.positions.clone();
+    harness.get_by_label("own layout").click();
+    step_until(&mut harness, "the graph's own layout", |app| {
+        app.shown_force == Some(Space::Input) && !app.busy()
+    });
+    harness.run_steps(3);
+    let app = harness.state();
+    let force = app.map.positions.clone();
+    assert_eq!(force.len(), tsne.len());
+    assert_ne!(force, tsne);
+    // Edges are what the layout shortens: relative to the typical distance between clips, a
+    // graph edge is shorter in its own layout than over the t-SNE map.
+    let graph = app.scene.as_ref().unwrap().graph(Space::Input).clone();
+    let edge_ratio = |p: &[[f32; 2]]| {
+        let d = |a: usize, b: usize| (p[a][0] - p[b][0]).hypot(p[a][1] - p[b][1]);
+        let edges: f32 = graph
+            .from
+            .iter()
+            .zip(&graph.to)
+            .map(|(&a, &b)| d(a as usize, b as usize))
+            .sum::<f32>()
+            / graph.from.len() as f32;
+        let n = p.len();
+        let all: f32 = (0..n)
+            .flat_map(|a| (a + 1..n).map(move |b| (a, b)))
+            .map(|(a, b)| d(a, b))
+            .sum::<f32>()
+            / (n * (n - 1) / 2) as f32;
+        edges / all
+    };
+    let (on_map, own) = (edge_ratio(&tsne), edge_ratio(&force));
+    eprintln!(
+        "mean edge / mean distance: {on_map:.3} on the t-SNE map, {own:.3} in its own layout"
+    );
+    assert!(
+        own < on_map,
+        "edge / distance {own} own layout, {on_map} on the map"
+    );
+    harness.snapshot("explorer_graph_own_layout");
+    let own_pixels = map_pixels(&harness.render().unwrap());
+    assert!(own_pixels.len() > 500, "{} pixels", own_pixels.len());
+    harness.get_by_label("on the map").click();
+    harness.run_steps(3);
+    assert_eq!(harness.state().shown_force, None);
+    assert_eq!(harness.state().map.positions, tsne);
 }
 
 #[test]
