@@ -446,14 +446,19 @@ pub(crate) fn sentence_counts(
     if let Some(i) = counts.iter().position(|&c| c == 0) {
         return Err(format!("sentence {i} has 0 tokens"));
     }
-    let sum: usize = counts.iter().sum();
-    if sum != tokens {
-        return Err(format!(
+    // Checked: counts near 2⁶⁴ would wrap to the paragraph's length and then slice past it.
+    match counts.iter().try_fold(0usize, |sum, &c| sum.checked_add(c)) {
+        Some(sum) if sum == tokens => Ok(counts),
+        Some(sum) => Err(format!(
             "sentence token counts sum to {sum} but the paragraph in {} has {tokens} tokens",
             paths.text_h5.display()
-        ));
+        )),
+        None => Err(format!(
+            "sentence token counts sum to more than {} but the paragraph in {} has {tokens} tokens",
+            usize::MAX,
+            paths.text_h5.display()
+        )),
     }
-    Ok(counts)
 }
 
 #[cfg(test)]
@@ -477,6 +482,20 @@ mod tests {
         // Real YouCook2 timing (GLd3aX16zBg, 241.62 s, first segment 90–102 s) at 484 frames:
         // fps = 2.003145…, 90 s → 180.283 → 180, 102 s → 204.321 → 205 + 2.
         assert_eq!(segment_frames(484, 241.62, 90.0, 102.0), 180..207);
+    }
+
+    #[test]
+    fn token_counts_whose_sum_overflows_are_an_error_not_a_panic() {
+        let paths = CootPaths {
+            meta: "meta_all.json".into(),
+            video_h5: "video.h5".into(),
+            text_h5: "text.h5".into(),
+            sentence_splits: "splits.json".into(),
+        };
+        // Wrapped, the sum would be 12: the paragraph's length.
+        let entry = serde_json::json!([u64::MAX, 13]);
+        let error = sentence_counts(Some(&entry), &paths, 2, 12).unwrap_err();
+        assert!(error.contains("sum to more than"), "{error}");
     }
 
     #[test]
