@@ -3,6 +3,7 @@
 //! Data flows one way (DESIGN.md §3): media → features → model → embeddings → analysis → views.
 
 pub mod analysis;
+#[cfg(feature = "explorer")]
 pub mod app;
 pub mod cli;
 pub mod crossclr;
@@ -16,6 +17,7 @@ pub mod media;
 pub mod model;
 pub mod process;
 pub mod project;
+#[cfg(feature = "explorer")]
 pub mod render;
 pub mod synth;
 pub mod train;

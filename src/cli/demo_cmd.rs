@@ -13,6 +13,7 @@ use super::search_cmd::print_hits;
 use super::train_cmd::TrainPrinter;
 use crate::analysis::SearchIndex;
 use crate::analysis::demo_queries::{TOP, colour_shape_queries};
+#[cfg(feature = "explorer")]
 use crate::app::{Launch, Startup};
 use crate::demo::{DEMO_RUN, DemoEvent, DemoSettings, default_demo_dir, make_demo};
 use crate::ingest::IngestStage;
@@ -210,14 +211,23 @@ impl DemoView {
 pub fn main_job() -> Result<()> {
     let dir =
         default_demo_dir().context("no data directory on this system; set CROSSCLR_DATA_DIR")?;
-    match crate::app::run(Launch::new(Startup::Demo(dir.clone()))) {
+    match open_demo_window(&dir) {
         Ok(()) => return Ok(()),
-        Err(error) => eprintln!(
-            "{:#}; showing the demo's summary instead",
-            anyhow::Error::from(error)
-        ),
+        Err(error) => eprintln!("{error:#}; showing the demo's summary instead"),
     }
     headless_summary(&dir)
+}
+
+#[cfg(feature = "explorer")]
+fn open_demo_window(dir: &Path) -> Result<()> {
+    Ok(crate::app::run(Launch::new(Startup::Demo(
+        dir.to_path_buf(),
+    )))?)
+}
+
+#[cfg(not(feature = "explorer"))]
+fn open_demo_window(_dir: &Path) -> Result<()> {
+    Err(anyhow::anyhow!(super::explore_cmd::NO_EXPLORER))
 }
 
 /// The demo (made on first run), its retrieval table, and a few typed searches.

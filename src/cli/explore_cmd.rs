@@ -5,8 +5,15 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
+#[cfg(feature = "explorer")]
 use crate::app::{Launch, Startup};
 use crate::project::RunName;
+
+/// What a window-opening command says when this binary has no explorer compiled in.
+#[cfg(not(feature = "explorer"))]
+pub(super) const NO_EXPLORER: &str = "this crossclr was built without the explorer (cargo \
+     feature `explorer`, on by default), so no window can open; the headless commands (search, \
+     eval, map --png, export) work as usual";
 
 #[derive(Debug, Args)]
 pub struct ExploreArgs {
@@ -25,6 +32,12 @@ pub struct ExploreArgs {
     pub screenshot: Option<PathBuf>,
 }
 
+#[cfg(not(feature = "explorer"))]
+pub fn run(_args: &ExploreArgs) -> Result<()> {
+    Err(anyhow::anyhow!(NO_EXPLORER))
+}
+
+#[cfg(feature = "explorer")]
 pub fn run(args: &ExploreArgs) -> Result<()> {
     let mut launch = Launch::new(Startup::Project {
         dir: args.project.clone(),

@@ -214,13 +214,45 @@ pub fn import_coot(
     Ok(import)
 }
 
-fn read_json_object(path: &Path) -> Result<BTreeMap<String, Value>, ProjectError> {
+/// `meta_all.json` or `_sentence_splits.json`: a JSON object keyed by video.
+pub(crate) fn read_json_object(path: &Path) -> Result<BTreeMap<String, Value>, ProjectError> {
     let text = std::fs::read_to_string(path).map_err(|e| ProjectError::io("read", path, e))?;
     serde_json::from_str(&text).map_err(|e| ProjectError::Line {
         path: path.to_path_buf(),
         line: e.line(),
         message: format!("expected a JSON object keyed by video: {e}"),
     })
+}
+
+/// One video's entry of `meta_all.json`, checked before any feature is read: a valid split
+/// name, a positive finite duration, at least one segment, each with 0 ≤ start ≤ stop.
+pub(crate) fn meta_video(entry: &Value) -> Result<MetaVideo, String> {
+    let meta = MetaVideo::deserialize(entry)
+        .map_err(|e| format!("not a valid meta_all.json entry: {e}"))?;
+    if !is_valid_split_name(&meta.split) {
+        return Err(format!(
+            "split {:?} cannot be a split name (letters, digits, `_`, `-`, `.`)",
+            meta.split
+        ));
+    }
+    if !(meta.duration_sec.is_finite() && meta.duration_sec > 0.0) {
+        return Err(format!(
+            "duration_sec is {}; expected a positive duration",
+            meta.duration_sec
+        ));
+    }
+    if meta.segments.is_empty() {
+        return Err("has no segments".into());
+    }
+    for (i, segment) in meta.segments.iter().enumerate() {
+        let (start, stop) = (segment.start_sec, segment.stop_sec);
+        if !(start.is_finite() && stop.is_finite() && start >= 0.0 && stop >= start) {
+            return Err(format!(
+                "segment {i} runs from {start} s to {stop} s; expected 0 ≤ start ≤ stop"
+            ));
+        }
+    }
+    Ok(meta)
 }
 
 struct Clip {
@@ -255,31 +287,7 @@ impl Reader<'_> {
         entry: &Value,
         sentences: Option<&Value>,
     ) -> Result<Video, String> {
-        let meta = MetaVideo::deserialize(entry)
-            .map_err(|e| format!("not a valid meta_all.json entry: {e}"))?;
-        if !is_valid_split_name(&meta.split) {
-            return Err(format!(
-                "split {:?} cannot be a split name (letters, digits, `_`, `-`, `.`)",
-                meta.split
-            ));
-        }
-        if !(meta.duration_sec.is_finite() && meta.duration_sec > 0.0) {
-            return Err(format!(
-                "duration_sec is {}; expected a positive duration",
-                meta.duration_sec
-            ));
-        }
-        if meta.segments.is_empty() {
-            return Err("has no segments".into());
-        }
-        for (i, segment) in meta.segments.iter().enumerate() {
-            let (start, stop) = (segment.start_sec, segment.stop_sec);
-            if !(start.is_finite() && stop.is_finite() && start >= 0.0 && stop >= start) {
-                return Err(format!(
-                    "segment {i} runs from {start} s to {stop} s; expected 0 ≤ start ≤ stop"
-                ));
-            }
-        }
+        let meta = meta_video(entry)?;
 
         let (frames, video_dim, video) = read_matrix(
             self.video_file,
@@ -302,25 +310,7 @@ impl Reader<'_> {
             &self.paths.text_h5,
         )?;
 
-        let counts = sentence_counts(sentences, &self.paths.sentence_splits)?;
-        if counts.len() != meta.segments.len() {
-            return Err(format!(
-                "{} has {} sentences but meta_all.json has {} segments",
-                self.paths.sentence_splits.display(),
-                counts.len(),
-                meta.segments.len()
-            ));
-        }
-        if let Some(i) = counts.iter().position(|&c| c == 0) {
-            return Err(format!("sentence {i} has 0 tokens"));
-        }
-        let sum: usize = counts.iter().sum();
-        if sum != tokens {
-            return Err(format!(
-                "sentence token counts sum to {sum} but the paragraph in {} has {tokens} tokens",
-                self.paths.text_h5.display()
-            ));
-        }
+        let counts = sentence_counts(sentences, self.paths, meta.segments.len(), tokens)?;
 
         let mut clips = Vec::with_capacity(meta.segments.len());
         let mut token = 0;
@@ -425,7 +415,16 @@ fn check_width(
     }
 }
 
-fn sentence_counts(entry: Option<&Value>, path: &Path) -> Result<Vec<usize>, String> {
+/// A video's token count per sentence from `_sentence_splits.json`: one per segment of its
+/// `meta_all.json` entry (`segments`), none zero, summing to the rows of its paragraph in the
+/// text file (`tokens`), so that slicing the paragraph by them stays inside it.
+pub(crate) fn sentence_counts(
+    entry: Option<&Value>,
+    paths: &CootPaths,
+    segments: usize,
+    tokens: usize,
+) -> Result<Vec<usize>, String> {
+    let path = &paths.sentence_splits;
     let entry = entry.ok_or_else(|| format!("has no entry in {}", path.display()))?;
     let counts: Vec<u64> = Vec::deserialize(entry).map_err(|e| {
         format!(
@@ -433,10 +432,33 @@ fn sentence_counts(entry: Option<&Value>, path: &Path) -> Result<Vec<usize>, Str
             path.display()
         )
     })?;
-    counts
+    let counts = counts
         .into_iter()
         .map(|c| usize::try_from(c).map_err(|_| format!("token count {c} is too large")))
-        .collect()
+        .collect::<Result<Vec<usize>, String>>()?;
+    if counts.len() != segments {
+        return Err(format!(
+            "{} has {} sentences but meta_all.json has {segments} segments",
+            path.display(),
+            counts.len(),
+        ));
+    }
+    if let Some(i) = counts.iter().position(|&c| c == 0) {
+        return Err(format!("sentence {i} has 0 tokens"));
+    }
+    // Checked: counts near 2⁶⁴ would wrap to the paragraph's length and then slice past it.
+    match counts.iter().try_fold(0usize, |sum, &c| sum.checked_add(c)) {
+        Some(sum) if sum == tokens => Ok(counts),
+        Some(sum) => Err(format!(
+            "sentence token counts sum to {sum} but the paragraph in {} has {tokens} tokens",
+            paths.text_h5.display()
+        )),
+        None => Err(format!(
+            "sentence token counts sum to more than {} but the paragraph in {} has {tokens} tokens",
+            usize::MAX,
+            paths.text_h5.display()
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -460,6 +482,20 @@ mod tests {
         // Real YouCook2 timing (GLd3aX16zBg, 241.62 s, first segment 90–102 s) at 484 frames:
         // fps = 2.003145…, 90 s → 180.283 → 180, 102 s → 204.321 → 205 + 2.
         assert_eq!(segment_frames(484, 241.62, 90.0, 102.0), 180..207);
+    }
+
+    #[test]
+    fn token_counts_whose_sum_overflows_are_an_error_not_a_panic() {
+        let paths = CootPaths {
+            meta: "meta_all.json".into(),
+            video_h5: "video.h5".into(),
+            text_h5: "text.h5".into(),
+            sentence_splits: "splits.json".into(),
+        };
+        // Wrapped, the sum would be 12: the paragraph's length.
+        let entry = serde_json::json!([u64::MAX, 13]);
+        let error = sentence_counts(Some(&entry), &paths, 2, 12).unwrap_err();
+        assert!(error.contains("sum to more than"), "{error}");
     }
 
     #[test]

@@ -13,6 +13,8 @@ pub mod create;
 pub mod encoders;
 mod error;
 pub mod features;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod import;
 pub mod manifest;
 #[cfg(test)]

@@ -1,17 +1,17 @@
-//! Seeded mutation testing of the project's readers, on stable Rust: from a few valid files of
-//! each kind, random byte edits (flips, inserts, deletions, duplicated ranges and tokens that
-//! parsers trip on) are written out and read back. Every read must return — a value or an error
-//! — and never panic. The executions per reader are `CROSSCLR_MUTATIONS` (default 500), the
-//! seed `CROSSCLR_MUTATION_SEED` (default 0), so a longer campaign is one environment variable:
+//! The fuzz targets in `cargo test`, on stable Rust: every file of the committed cargo-fuzz corpus
+//! (`fuzz/corpus/<target>/`) is replayed through the same entry points (`super::fuzzing`), and
+//! then seeded mutations of it (flips, inserts, deletions, duplicated ranges and tokens that
+//! parsers trip on) are. Every read must return — a value or an error — and never panic. The
+//! mutations per target are `CROSSCLR_MUTATIONS` (default 500), the seed
+//! `CROSSCLR_MUTATION_SEED` (default 0), so a longer campaign is one environment variable:
 //! `CROSSCLR_MUTATIONS=100000 cargo test --lib mutation`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::config::ProjectConfig;
-use super::{Sequences, SplitFeatures, captions, manifest};
+use super::fuzzing::Target;
 
 /// Fragments that sit on parsers' edges: quotes, separators, brackets, odd numbers, bad UTF-8.
 const TOKENS: &[&[u8]] = &[
@@ -79,110 +79,78 @@ fn setting(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// Writes mutations of `seeds` as `dir/name` and reads each with `read`; returns the executions.
-fn campaign(dir: &Path, name: &str, seeds: &[Vec<u8>], read: impl Fn(&Path)) -> u64 {
-    let runs = setting("CROSSCLR_MUTATIONS", 500);
-    let mut rng = ChaCha8Rng::seed_from_u64(setting("CROSSCLR_MUTATION_SEED", 0));
-    let path = dir.join(name);
-    for run in 0..runs {
-        let seed = &seeds[run as usize % seeds.len()];
-        let bytes = mutate(&mut rng, seed);
-        std::fs::write(&path, &bytes).unwrap();
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read(&path)));
-        if outcome.is_err() {
-            let kept = dir.join(format!("crash-{name}"));
-            std::fs::copy(&path, &kept).unwrap();
-            panic!(
-                "{name}: reading mutation {run} panicked; the input is {:?}",
-                String::from_utf8_lossy(&bytes)
-            );
+/// The committed corpus of `target`, in file-name order.
+fn corpus(target: Target) -> Vec<(PathBuf, Vec<u8>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target.name());
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|path| {
+            let bytes = std::fs::read(&path).unwrap();
+            (path, bytes)
+        })
+        .collect()
+}
+
+/// Runs `target` on `bytes`; the panic's message if it panicked.
+fn panics(target: Target, bytes: &[u8]) -> Option<String> {
+    std::panic::catch_unwind(|| target.run(bytes))
+        .err()
+        .map(|payload| {
+            payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default()
+        })
+}
+
+#[test]
+fn every_file_of_the_committed_fuzz_corpus_reads_without_a_panic() {
+    for target in Target::ALL {
+        let files = corpus(target);
+        assert!(!files.is_empty(), "{}: the corpus is empty", target.name());
+        for (path, bytes) in files {
+            if let Some(message) = panics(target, &bytes) {
+                panic!("{}: {} panicked: {message}", target.name(), path.display());
+            }
         }
     }
-    runs
 }
 
 #[test]
 fn mutated_inputs_to_every_reader_give_a_value_or_an_error_never_a_panic() {
-    let dir = tempfile::tempdir().unwrap();
     let started = std::time::Instant::now();
+    let runs = setting("CROSSCLR_MUTATIONS", 500);
+    let seed = setting("CROSSCLR_MUTATION_SEED", 0);
+    let dir = tempfile::tempdir().unwrap();
     let mut executions = Vec::new();
-
-    let csv = vec![
-        b"video,caption,start,end\nv1,\"a caption, quoted\",0,2\nv2,plain,1.5,4\n".to_vec(),
-        b"video_id,sentence,split\nv1,one,train\nv2,\"two\"\"s\",val\n".to_vec(),
-    ];
-    executions.push((
-        "captions.csv",
-        campaign(dir.path(), "c.csv", &csv, |p| {
-            let _ = captions::read_captions(p);
-        }),
-    ));
-    let jsonl = vec![
-        b"{\"video\":\"v1\",\"caption\":\"one\",\"start\":0,\"end\":2}\n{\"video\":\"v2\",\"caption\":\"two\"}\n".to_vec(),
-    ];
-    executions.push((
-        "captions.jsonl",
-        campaign(dir.path(), "c.jsonl", &jsonl, |p| {
-            let _ = captions::read_captions(p);
-        }),
-    ));
-    let documents = vec![
-        br#"{"videos":[{"video_id":"video0","split":"train","start time":0,"end time":4}],"sentences":[{"video_id":"video0","caption":"a man cooks"}]}"#.to_vec(),
-        br#"{"database":{"GLd3aX16zBg":{"subset":"training","duration":241.6,"annotations":[{"segment":[90,102],"sentence":"spread margarine"}]}}}"#.to_vec(),
-    ];
-    executions.push((
-        "MSR-VTT / YouCook2 .json",
-        campaign(dir.path(), "c.json", &documents, |p| {
-            let _ = captions::read_captions(p);
-        }),
-    ));
-    let manifest_seed = vec![
-        br#"{"clip":"c0","video":"v0","split":"train","start":1.5,"end":4.0,"caption":"whisk","path":"a/v0.mp4"}
-{"clip":"c1","video":"v0","split":"val"}
-"#
-        .to_vec(),
-    ];
-    executions.push((
-        "manifest.jsonl",
-        campaign(dir.path(), "manifest.jsonl", &manifest_seed, |p| {
-            let _ = manifest::read_manifest(p);
-        }),
-    ));
-    let config_path = dir.path().join("seed.toml");
-    ProjectConfig::default().save(&config_path).unwrap();
-    let config = vec![std::fs::read(&config_path).unwrap()];
-    executions.push((
-        "crossclr.toml",
-        campaign(dir.path(), "crossclr.toml", &config, |p| {
-            let _ = ProjectConfig::load(p);
-        }),
-    ));
-    let sequences = |dim: usize, lengths: &[usize]| {
-        let mut s = Sequences::new(dim);
-        for &rows in lengths {
-            s.push(&vec![0.5; rows * dim]);
+    for target in Target::ALL {
+        let seeds = corpus(target);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        for run in 0..runs {
+            let (origin, bytes) = &seeds[run as usize % seeds.len()];
+            let bytes = mutate(&mut rng, bytes);
+            if let Some(message) = panics(target, &bytes) {
+                let kept = dir.keep().join(format!("crash-{}", target.name()));
+                std::fs::write(&kept, &bytes).unwrap();
+                panic!(
+                    "{}: mutation {run} of {} panicked: {message}; the input is kept as {} \
+                     (add it to the corpus once fixed)",
+                    target.name(),
+                    origin.display(),
+                    kept.display()
+                );
+            }
         }
-        s
-    };
-    let features_path = dir.path().join("seed.safetensors");
-    SplitFeatures {
-        split: "train".into(),
-        clip_keys: vec!["c0".into(), "c1".into()],
-        video_keys: vec!["v0".into()],
-        video_of_clip: vec![0, 0],
-        video: sequences(3, &[2, 1]),
-        text: sequences(2, &[1, 3]),
+        executions.push((target.name(), runs));
     }
-    .save(&features_path)
-    .unwrap();
-    let features = vec![std::fs::read(&features_path).unwrap()];
-    executions.push((
-        "features .safetensors",
-        campaign(dir.path(), "f.safetensors", &features, |p| {
-            let _ = SplitFeatures::load(p);
-        }),
-    ));
-
     eprintln!(
         "mutation campaign: {executions:?} in {:.1} s",
         started.elapsed().as_secs_f64()

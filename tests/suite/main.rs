@@ -5,6 +5,8 @@
 mod support;
 
 mod analysis_cli;
+// The in-process explorer tests need the app, which a build without `explorer` lacks.
+#[cfg(feature = "explorer")]
 mod app_ui;
 mod app_window;
 mod cli;

@@ -1,0 +1,6 @@
+#![no_main]
+
+use crossclr::project::fuzzing::Target;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| Target::Manifest.run(data));
