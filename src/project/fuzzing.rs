@@ -186,12 +186,21 @@ fn checkpoint(data: &[u8]) {
     });
 }
 
+/// A thread's input folder, removed when the thread ends (each test's thread, in `cargo test`).
+struct InputFolder(PathBuf);
+
+impl Drop for InputFolder {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Writes `data` as `name` in this thread's own folder and returns its path. Fuzzing (one
 /// thread) and the parallel test threads each get their own, so no two inputs share a file.
 fn input_file(name: &str, data: &[u8]) -> PathBuf {
     static THREADS: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
-        static DIR: RefCell<Option<PathBuf>> = const { RefCell::new(None) };
+        static DIR: RefCell<Option<InputFolder>> = const { RefCell::new(None) };
     }
     let dir = DIR.with(|dir| {
         dir.borrow_mut()
@@ -201,8 +210,9 @@ fn input_file(name: &str, data: &[u8]) -> PathBuf {
                     .join(format!("crossclr-fuzz-{}-{thread}", std::process::id()));
                 // A harness failure, not the reader's: without the file there is nothing to test.
                 std::fs::create_dir_all(&dir).expect("create the fuzz input folder");
-                dir
+                InputFolder(dir)
             })
+            .0
             .clone()
     });
     let path = dir.join(name);
