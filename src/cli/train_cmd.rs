@@ -63,7 +63,8 @@ pub struct TrainArgs {
     /// Name of the run under runs/ (default: loss, mode and seed).
     #[arg(long)]
     pub run: Option<RunName>,
-    /// Continue the run from its last saved state.
+    /// Continue the run from its last saved state (from the start if it was killed before
+    /// saving one).
     #[arg(long)]
     pub resume: bool,
 }
@@ -226,6 +227,8 @@ impl TrainPrinter {
                     s.selection_text(),
                     if first_epoch > epochs {
                         format!(" · all {epochs} epochs trained already")
+                    } else if s.starts_over {
+                        " · no state saved yet: training from epoch 1".to_string()
                     } else if first_epoch > 1 {
                         format!(" · resuming at epoch {first_epoch}")
                     } else {
