@@ -48,7 +48,9 @@ pub struct TrainArgs {
     /// Epochs to train (default: the project's `train.epochs`).
     #[arg(long)]
     pub epochs: Option<usize>,
-    /// Videos per batch (default: the project's `train.batch_size`).
+    /// Videos per batch (default: the project's `train.batch_size`). Training memory grows with
+    /// it: the coot head keeps each batch's activations for the backward pass, about 40 MB per
+    /// video of 7 clips × 16 frames (README, Memory); a smaller batch is the way down.
     #[arg(long)]
     pub batch_size: Option<usize>,
     /// Seed of the initialisation, batches and dropout (default: the project's `train.seed`).
