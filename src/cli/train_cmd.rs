@@ -48,7 +48,9 @@ pub struct TrainArgs {
     /// Epochs to train (default: the project's `train.epochs`).
     #[arg(long)]
     pub epochs: Option<usize>,
-    /// Videos per batch (default: the project's `train.batch_size`).
+    /// Videos per batch (default: the project's `train.batch_size`). Training memory grows with
+    /// it: the coot head keeps each batch's activations for the backward pass, about 40 MB per
+    /// video of 7 clips × 16 frames (README, Memory); a smaller batch is the way down.
     #[arg(long)]
     pub batch_size: Option<usize>,
     /// Seed of the initialisation, batches and dropout (default: the project's `train.seed`).
@@ -63,7 +65,8 @@ pub struct TrainArgs {
     /// Name of the run under runs/ (default: loss, mode and seed).
     #[arg(long)]
     pub run: Option<RunName>,
-    /// Continue the run from its last saved state.
+    /// Continue the run from its last saved state (from the start if it was killed before
+    /// saving one).
     #[arg(long)]
     pub resume: bool,
 }
@@ -226,6 +229,8 @@ impl TrainPrinter {
                     s.selection_text(),
                     if first_epoch > epochs {
                         format!(" · all {epochs} epochs trained already")
+                    } else if s.starts_over {
+                        " · no state saved yet: training from epoch 1".to_string()
                     } else if first_epoch > 1 {
                         format!(" · resuming at epoch {first_epoch}")
                     } else {

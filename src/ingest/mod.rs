@@ -37,8 +37,8 @@ use crate::encode::{EncodeError, TextEncoder, VisualEncoder};
 use crate::hash::fnv1a;
 use crate::jobs::{CancelToken, ProgressSender, relay};
 use crate::media::{
-    BatchItem, BatchProgress, Fit, FrameRequest, FrameSize, SampleOptions, ThumbnailCache,
-    ThumbnailRequest, clip_targets, clip_thumbnail_time, probe, sample_batch,
+    BatchProgress, Fit, FrameSize, SampleOptions, ThumbnailCache, ThumbnailRequest, clip_targets,
+    clip_thumbnail_time, decode_batch, probe,
 };
 use crate::project::config::EncoderSpec;
 use crate::project::{
@@ -396,16 +396,13 @@ pub fn ingest(
     }
 
     // The file's duration and frame rate decide what each clip can give.
-    let mut items = Vec::with_capacity(todo.len());
+    let mut paths = Vec::with_capacity(todo.len());
     let mut plans = Vec::with_capacity(todo.len());
     let mut runnable = Vec::with_capacity(todo.len());
     for job in &todo {
         match plan_video(job, stamp.frames_per_clip) {
             Ok(plan) => {
-                items.push(BatchItem {
-                    path: job.path.clone(),
-                    request: FrameRequest::Times(plan.targets.concat()),
-                });
+                paths.push(job.path.clone());
                 plans.push(plan);
                 runnable.push(*job);
             }
@@ -413,31 +410,50 @@ pub fn ingest(
         }
     }
     let input = visual.input_size();
+    let size = Some(FrameSize::new(input.width, input.height, Fit::Crop));
     let sample_options = SampleOptions {
-        size: Some(FrameSize::new(input.width, input.height, Fit::Crop)),
+        size,
         decoder_threads: 1,
+    };
+    // Each clip is encoded on the decoding thread as soon as its frames are there: memory holds
+    // one clip's frames per worker, not a whole video's (a 2-hour video's 720 clips of 8 frames
+    // at CLIP's 224×224 would be 0.85 GB). An encoder's failure is the video's, not the pool's.
+    let encode_clips = |index: usize,
+                        decoder: &mut crate::media::VideoDecoder|
+     -> Result<Result<Sequences, EncodeError>, crate::media::MediaError> {
+        let mut video = Sequences::new(visual.dim());
+        for clip_targets in &plans[index].targets {
+            let frames = decoder.frames_at(clip_targets, size, cancel)?;
+            match visual.encode(&frames) {
+                Ok(features) => video.push(&features),
+                Err(error) => return Ok(Err(error)),
+            }
+        }
+        Ok(Ok(video))
     };
     let total = runnable.len();
     let mut done = 0;
     let key_of = |index: usize| runnable[index].key.clone();
     let summary = relay_stage(progress, IngestStage::Frames, key_of, |frames| {
-        sample_batch(
-            &items,
+        decode_batch(
+            &paths,
             &sample_options,
             options.workers,
             cancel,
             frames,
-            |index, sampled| {
+            encode_clips,
+            |index, video| {
                 let job = runnable[index];
                 let plan = &plans[index];
-                let outcome = stage_video(
-                    job,
-                    &sampled.frames,
-                    plan,
-                    visual,
-                    text,
-                    &videos_dir.join(staged_name(&job.key)),
-                );
+                let outcome = video.map_err(IngestError::from).and_then(|video| {
+                    stage_video(
+                        job,
+                        video,
+                        plan,
+                        text,
+                        &videos_dir.join(staged_name(&job.key)),
+                    )
+                });
                 done += 1;
                 let error = outcome.err().map(|e| e.to_string());
                 match &error {
@@ -746,21 +762,15 @@ fn check_stamp(path: &Path, stamp: &Stamp) -> Result<(), IngestError> {
 }
 
 /// Encodes one video's kept clips and writes its staged features, then its record.
+/// Writes one video's staged features: its clips' visual features, encoded as they were
+/// decoded, and their captions' text features.
 fn stage_video(
     job: &VideoJob,
-    frames: &[crate::media::RgbFrame],
+    video: Sequences,
     plan: &VideoPlan,
-    visual: &dyn VisualEncoder,
     text: &dyn TextEncoder,
     path: &Path,
 ) -> Result<(), IngestError> {
-    let mut video = Sequences::new(visual.dim());
-    let mut offset = 0;
-    for clip_targets in &plan.targets {
-        let clip_frames = &frames[offset..offset + clip_targets.len()];
-        offset += clip_targets.len();
-        video.push(&visual.encode(clip_frames)?);
-    }
     let clips: Vec<&ManifestEntry> = plan.kept.iter().map(|&i| job.clips[i]).collect();
     let captions: Vec<&str> = clips
         .iter()

@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::sync_channel;
 
 use super::error::MediaError;
-use super::sample::{DecodeStats, FrameRequest, SampleOptions, SampledFrames, sample_video};
+use super::sample::{
+    DecodeStats, FrameRequest, SampleOptions, SampledFrames, VideoDecoder, sample_video,
+};
 use crate::jobs::{CancelToken, ProgressSender};
 
 /// One video of a batch and the frames wanted from it.
@@ -102,6 +104,46 @@ where
         |index, frames: SampledFrames| {
             stats.add(&frames.stats);
             on_frames(index, frames);
+        },
+    );
+    summary.stats = stats;
+    summary
+}
+
+/// Opens each of `paths` (with `options.decoder_threads`) on the pool and runs `work` on it
+/// there, handing each result to `on_done` on the calling thread as it finishes. For callers
+/// that use frames as they are decoded: ingest encodes clip by clip, so that a long video's
+/// frames are never all held at once, only its features.
+pub fn decode_batch<R, W, D>(
+    paths: &[PathBuf],
+    options: &SampleOptions,
+    workers: usize,
+    cancel: &CancelToken,
+    progress: Option<&ProgressSender<BatchProgress>>,
+    work: W,
+    mut on_done: D,
+) -> BatchSummary
+where
+    R: Send,
+    W: Fn(usize, &mut VideoDecoder) -> Result<R, MediaError> + Sync,
+    D: FnMut(usize, R),
+{
+    let indexed: Vec<(usize, &PathBuf)> = paths.iter().enumerate().collect();
+    let mut stats = DecodeStats::default();
+    let mut summary = run_batch(
+        &indexed,
+        |(_, path)| path.as_path(),
+        workers,
+        cancel,
+        progress,
+        |&(index, path)| {
+            let mut decoder = VideoDecoder::open(path, options.decoder_threads)?;
+            let result = work(index, &mut decoder)?;
+            Ok((result, decoder.stats()))
+        },
+        |index, (result, decoded): (R, DecodeStats)| {
+            stats.add(&decoded);
+            on_done(index, result);
         },
     );
     summary.stats = stats;

@@ -16,7 +16,8 @@ pub mod thumbs;
 pub mod writer;
 
 pub use batch::{
-    BatchFailure, BatchItem, BatchProgress, BatchSummary, default_workers, sample_batch,
+    BatchFailure, BatchItem, BatchProgress, BatchSummary, decode_batch, default_workers,
+    sample_batch,
 };
 pub use error::MediaError;
 pub use frame::RgbFrame;

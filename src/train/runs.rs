@@ -298,7 +298,8 @@ pub fn run_settings(project: &Project, name: &RunName) -> Result<TrainConfig, Tr
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunRequest {
     pub name: RunName,
-    /// Continue from the saved state; refused when there is none.
+    /// Continue from the saved state (from the start when the run was begun but saved none);
+    /// refused for a run that was never begun.
     pub resume: bool,
 }
 
@@ -315,6 +316,8 @@ pub struct RunSummary {
     pub val_split: String,
     pub report_split: String,
     pub resume: bool,
+    /// Resumed, but no state had been saved yet: it trains from the first epoch.
+    pub starts_over: bool,
 }
 
 impl RunSummary {
@@ -338,6 +341,7 @@ pub struct PreparedRun {
     pub settings: TrainConfig,
     pub selection: Selection,
     resume: bool,
+    starts_over: bool,
     train_split: String,
     val_split: String,
     report_split: String,
@@ -362,7 +366,11 @@ impl PreparedRun {
         let refuse = |run: &RunDir| -> Result<(), TrainError> {
             let (name, dir) = (run.name().to_string(), run.dir().to_path_buf());
             match (request.resume, run.has_state() || run.has_checkpoint()) {
-                (true, _) if !run.has_state() => {
+                // A run whose folder exists was started: killed before its first state was
+                // saved (even between epoch 1's checkpoint and its state, when a plain rerun
+                // is refused for the checkpoint), it resumes from the start. Only a name that
+                // was never trained has nothing to resume, most likely a typo.
+                (true, _) if !run.has_state() && !run.dir().is_dir() => {
                     Err(TrainError::NothingToResume { run: name, dir })
                 }
                 (false, true) => Err(TrainError::RunExists { run: name, dir }),
@@ -380,6 +388,7 @@ impl PreparedRun {
         let lock = run.lock()?;
         // Checked again under the lock: another writer may have finished in between.
         refuse(&run)?;
+        let starts_over = request.resume && !run.has_state();
         // A checkpoint or state caught mid-write by `kill -9` left its temporary behind.
         crate::project::remove_stale_temporaries(run.dir(), crate::project::STALE_TEMPORARY_AGE);
         let json = serde_json::to_string_pretty(&settings)
@@ -390,6 +399,7 @@ impl PreparedRun {
             settings,
             selection,
             resume: request.resume,
+            starts_over,
             train_split: config.train.train_split.clone(),
             val_split: config.train.val_split.clone(),
             report_split: config.train.report_split.clone(),
@@ -425,6 +435,7 @@ impl PreparedRun {
             val_split: self.val_split.clone(),
             report_split: self.report_split.clone(),
             resume: self.resume,
+            starts_over: self.starts_over,
         }
     }
 

@@ -15,6 +15,7 @@ mod crossclr_losses;
 mod encode_builtin;
 mod encode_minilm;
 mod encode_weights;
+mod faults;
 mod ingest_cli;
 mod media_decode;
 mod media_files;

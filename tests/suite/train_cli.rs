@@ -411,3 +411,57 @@ fn a_closed_stdout_ends_training_quietly() {
     assert!(run_dir.join("state.safetensors").is_file());
     assert!(metrics(&run_dir).len() < 40);
 }
+
+#[test]
+fn a_run_killed_before_its_first_saved_state_resumes_to_the_bytes_of_an_uninterrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = synth_project(dir.path());
+    let train = |run: &str, epochs: &str, extra: &[&str]| {
+        let mut args = vec!["train", &project, "--epochs", epochs, "--run", run];
+        args.extend_from_slice(extra);
+        let (ok, stdout, stderr) = crossclr(&args);
+        assert!(ok, "train --run {run} {extra:?} failed: {stderr}");
+        stdout
+    };
+    train("whole", "2", &[]);
+    let runs = Path::new(&project).join("runs");
+
+    // `kill -9` between epoch 1's checkpoint and its state: weights, sidecar and metrics are
+    // there, the state is not. A plain rerun is refused (the run has a checkpoint), so resuming
+    // must work, from the first epoch.
+    train("cut", "1", &[]);
+    std::fs::remove_file(runs.join("cut").join("state.safetensors")).unwrap();
+    let stdout = train("cut", "2", &["--resume"]);
+    assert!(stdout.contains("no state saved yet"), "{stdout}");
+
+    // `kill -9` during epoch 1: only the run's settings and lock are there.
+    let (mut child, mut lines) = start_training(&project, "early");
+    wait_for(&mut lines, "run `early`");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !runs.join("early").join("state.safetensors").exists(),
+        "the kill landed after epoch 1; this test needs it before"
+    );
+    train("early", "2", &["--resume"]);
+
+    for run in ["cut", "early"] {
+        for file in [
+            "checkpoint.safetensors",
+            "config.json",
+            "state.safetensors",
+            "run.json",
+        ] {
+            assert!(
+                std::fs::read(runs.join(run).join(file)).unwrap()
+                    == std::fs::read(runs.join("whole").join(file)).unwrap(),
+                "{run}/{file} differs from the uninterrupted run's"
+            );
+        }
+        let epochs: Vec<u64> = metrics(&runs.join(run))
+            .iter()
+            .map(|r| r["epoch"].as_u64().unwrap())
+            .collect();
+        assert_eq!(epochs, [1, 2], "{run}");
+    }
+}
