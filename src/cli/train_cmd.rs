@@ -50,7 +50,9 @@ pub struct TrainArgs {
     pub epochs: Option<usize>,
     /// Videos per batch (default: the project's `train.batch_size`). Training memory grows with
     /// it: the coot head keeps each batch's activations for the backward pass, about 40 MB per
-    /// video of 7 clips × 16 frames (README, Memory); a smaller batch is the way down.
+    /// video of 7 clips × 16 frames (README, Memory). The ways down: a smaller batch, or fewer
+    /// frames reaching the head (`model.max_frames` per clip and `model.max_context_frames` per
+    /// video in crossclr.toml; halving both took batch 64 from 3.6 to 2.3 GB).
     #[arg(long)]
     pub batch_size: Option<usize>,
     /// Seed of the initialisation, batches and dropout (default: the project's `train.seed`).

@@ -17,6 +17,8 @@ mod encode_minilm;
 mod encode_weights;
 mod faults;
 mod ingest_cli;
+#[cfg(target_os = "linux")]
+mod ingest_memory;
 mod media_decode;
 mod media_files;
 mod model_checkpoint;
