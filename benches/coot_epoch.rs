@@ -45,7 +45,8 @@ use candle_nn::{VarBuilder, VarMap};
 use crossclr::crossclr::LossSettings;
 use crossclr::jobs::{CancelToken, progress_channel};
 use crossclr::model::{
-    CheckpointMeta, EmbeddingHead, EncoderSpec, HeadConfig, Mode, checkpoint_bytes, initialise,
+    CheckpointMeta, EmbeddingHead, EncoderSpec, HeadConfig, HeadKind, Mode, checkpoint_bytes,
+    initialise,
 };
 use crossclr::train::{
     BatchLimits, CorpusView, MemoryStore, Objective, PackedView, PlateauConfig, RAdamConfig,
@@ -199,11 +200,20 @@ fn bench_clips() -> Vec<usize> {
     clips
 }
 
+/// The head this bench times: the coot head with its default settings (the crate's default
+/// head is the MLP).
+fn coot_head() -> HeadConfig {
+    HeadConfig {
+        kind: HeadKind::Coot,
+        ..HeadConfig::default()
+    }
+}
+
 fn config(epochs: usize) -> TrainConfig {
-    let head = HeadConfig::default();
+    let head = coot_head();
     TrainConfig {
         head,
-        loss: LossSettings::default(),
+        loss: LossSettings::PAPER,
         optimizer: RAdamConfig::default(),
         epochs,
         videos_per_batch: VIDEOS_PER_BATCH,
@@ -363,7 +373,7 @@ fn perturb(varmap: &VarMap) -> anyhow::Result<()> {
 fn write_check(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
     let cpu = Device::Cpu;
-    let head_config = HeadConfig::default();
+    let head_config = coot_head();
     let varmap = VarMap::new();
     let head = EmbeddingHead::new(
         VarBuilder::from_varmap(&varmap, DType::F32, &cpu),
@@ -543,8 +553,8 @@ fn main() -> anyhow::Result<()> {
                  "tokens_per_caption": TOKENS, "video_dim": VIDEO_DIM, "text_dim": TEXT_DIM,
                  "validation_videos": VAL_VIDEOS},
         "train": {"videos_per_batch": VIDEOS_PER_BATCH, "max_steps": MAX_STEPS,
-                  "max_context_steps": MAX_CONTEXT_STEPS, "head": HeadConfig::default(),
-                  "loss": LossSettings::default(), "optimizer": RAdamConfig::default()},
+                  "max_context_steps": MAX_CONTEXT_STEPS, "head": coot_head(),
+                  "loss": LossSettings::PAPER, "optimizer": RAdamConfig::default()},
         "epochs_per_run": epochs,
         "rounds": rounds,
     });

@@ -5,10 +5,11 @@ set -euo pipefail
 
 # System packages the crate needs. FFmpeg: its development libraries for ffmpeg-next (bindgen
 # needs clang), and the ffmpeg tool, which the media tests and the thumbnail benchmark use to make
-# videos and to compare against. The explorer: Mesa's software Vulkan driver (lavapipe) renders
+# videos and to compare against. OpenBLAS: candle's f32/f64 matrix products (the default
+# `openblas` feature). The explorer: Mesa's software Vulkan driver (lavapipe) renders
 # the UI tests' wgpu frames on a machine without a GPU; Xvfb and xauth give the end-to-end check
 # a display; winit loads the X11 and xkbcommon libraries at run time.
-APT_PACKAGES=(build-essential pkg-config libhdf5-dev
+APT_PACKAGES=(build-essential pkg-config libhdf5-dev libopenblas-dev
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev libavfilter-dev
   libavdevice-dev clang libclang-dev ffmpeg
   mesa-vulkan-drivers libvulkan1 xvfb xauth libx11-xcb1 libxkbcommon-x11-0 libxcursor1 libxi6

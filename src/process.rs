@@ -20,6 +20,12 @@ pub unsafe fn configure() {
         // SAFETY: the caller guarantees no other thread exists yet.
         unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.to_string()) };
     }
+    // OpenBLAS starts one thread per logical CPU when the library loads; matrix products get
+    // the physical cores, like candle's other ops.
+    #[cfg(feature = "openblas")]
+    if std::env::var_os("OPENBLAS_NUM_THREADS").is_none() {
+        candle_core::openblas::set_num_threads(num_cpus::get_physical().max(1));
+    }
     // SAFETY: mi_option_set stores an option value; it has no other precondition.
     unsafe {
         libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1);

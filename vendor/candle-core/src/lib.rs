@@ -71,6 +71,9 @@ pub mod layout;
 pub mod metal_backend;
 #[cfg(feature = "mkl")]
 mod mkl;
+// crossclr patch: matrix products through the system OpenBLAS.
+#[cfg(feature = "openblas")]
+pub mod openblas;
 pub mod nditer;
 pub mod npy;
 pub mod op;

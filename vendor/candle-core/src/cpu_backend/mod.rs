@@ -1456,6 +1456,13 @@ impl Map2 for MatMul {
             DType::F16 | DType::F32 | DType::F64 => {}
             _ => Err(Error::UnsupportedDTypeForOp(T::DTYPE, "matmul").bt())?,
         }
+        // crossclr patch: f32/f64 products go to OpenBLAS when it can read the operands.
+        #[cfg(feature = "openblas")]
+        if let Some(dst) =
+            crate::openblas::matmul(self.0, self.ab_skip(lhs_l, rhs_l)?, lhs, lhs_l, rhs, rhs_l)
+        {
+            return Ok(dst);
+        }
 
         let (b, m, n, k) = self.0;
         let lhs = &lhs[lhs_l.start_offset()..];
