@@ -7,9 +7,10 @@
 //! features, `relu(A l + noise)` views of a shared 32-d latent (40 topics, per-video style), plus a
 //! tiny validation split of 8 videos so that an epoch's time is its training steps.
 //!
-//! Training: the library's `train()` with an in-memory store, the default head (coot: attention
-//! dim 384, 8 local / 8 global heads, 2 pooling heads, dropout 5%), the default objective
-//! (CrossCLR paper mode, queue 5000 at the clip level, `L_local + 0.6·L_global`), RAdam
+//! Training: the library's `train()` with an in-memory store, the coot head with its default
+//! settings (attention dim 384, 8 local / 8 global heads, 2 pooling heads, dropout 5%), the
+//! paper's objective `LossSettings::PAPER` (CrossCLR paper mode, queue 5000 at the clip level,
+//! `L_local + 0.6·L_global`), RAdam
 //! (lr 7e-4, betas 0.56/0.98, 4 warm-up epochs), 64 videos per batch (448 clips), at most 80 frames
 //! per clip and 160 per video context (here: all of them).
 //!

@@ -15,8 +15,8 @@
 /// other threads could be reading.
 #[allow(unsafe_code)]
 pub unsafe fn configure() {
+    let threads = num_cpus::get_physical().max(1);
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        let threads = num_cpus::get_physical().max(1);
         // SAFETY: the caller guarantees no other thread exists yet.
         unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.to_string()) };
     }
@@ -24,7 +24,7 @@ pub unsafe fn configure() {
     // the physical cores, like candle's other ops.
     #[cfg(feature = "openblas")]
     if std::env::var_os("OPENBLAS_NUM_THREADS").is_none() {
-        candle_core::openblas::set_num_threads(num_cpus::get_physical().max(1));
+        candle_core::openblas::set_num_threads(threads);
     }
     // SAFETY: mi_option_set stores an option value; it has no other precondition.
     unsafe {

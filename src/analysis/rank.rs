@@ -242,11 +242,7 @@ fn scan_rows_avx512(
         }
         i += AT_ONCE;
     }
-    for i in i..rows.end {
-        if !skip(i) {
-            best.offer(i, dot(matrix.row(i), query));
-        }
-    }
+    offer_rows(&mut best, matrix, i..rows.end, query, skip);
     best.into_sorted()
 }
 
@@ -259,12 +255,24 @@ fn scan_rows_portable(
     skip: &(impl Fn(usize) -> bool + Sync),
 ) -> Vec<(usize, f32)> {
     let mut best = TopK::new(k);
+    offer_rows(&mut best, matrix, rows, query, skip);
+    best.into_sorted()
+}
+
+/// Offers each row of `rows` that `skip` keeps, one [`dot`] at a time.
+#[inline(always)]
+fn offer_rows(
+    best: &mut TopK,
+    matrix: &UnitRows,
+    rows: std::ops::Range<usize>,
+    query: &[f32],
+    skip: &(impl Fn(usize) -> bool + Sync),
+) {
     for i in rows {
         if !skip(i) {
             best.offer(i, dot(matrix.row(i), query));
         }
     }
-    best.into_sorted()
 }
 
 /// The best `k` (index, score) pairs seen so far: larger score first, then lower index.
@@ -309,6 +317,9 @@ impl TopK {
     }
 }
 
+/// Accumulators per dot product.
+const LANES: usize = 16;
+
 /// A dot product with 16 independent accumulators, so the compiler can keep them in vector
 /// registers (a single running sum would be one long dependency chain): lane `l` sums elements
 /// `l, l + 16, …`, the remainder is summed alone, the lanes pairwise. Written as whole-array
@@ -316,7 +327,6 @@ impl TopK {
 /// at every instruction set.
 #[inline(always)]
 pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
-    const LANES: usize = 16;
     let mut acc = [0f32; LANES];
     let (a_chunks, a_rest) = a.as_chunks::<LANES>();
     let (b_chunks, b_rest) = b.as_chunks::<LANES>();
@@ -328,6 +338,12 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     for (x, y) in a_rest.iter().zip(b_rest) {
         sum += x * y;
     }
+    sum_lanes(&acc, sum)
+}
+
+/// The lanes of a dot product summed pairwise in a fixed order, then the remainder's `sum`.
+#[inline(always)]
+fn sum_lanes(acc: &[f32; LANES], sum: f32) -> f32 {
     let eights: [f32; 8] = std::array::from_fn(|l| acc[l] + acc[l + 8]);
     let fours: [f32; 4] = std::array::from_fn(|l| eights[l] + eights[l + 4]);
     let twos: [f32; 2] = std::array::from_fn(|l| fours[l] + fours[l + 2]);
@@ -338,7 +354,6 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// (the same bits).
 #[inline(always)]
 fn dot_rows<const R: usize>(rows: [&[f32]; R], query: &[f32]) -> [f32; R] {
-    const LANES: usize = 16;
     let mut acc = [[0f32; LANES]; R];
     let (query_chunks, query_rest) = query.as_chunks::<LANES>();
     let chunks: [&[[f32; LANES]]; R] = std::array::from_fn(|r| rows[r].as_chunks::<LANES>().0);
@@ -355,11 +370,7 @@ fn dot_rows<const R: usize>(rows: [&[f32]; R], query: &[f32]) -> [f32; R] {
         for (x, y) in rest.iter().zip(query_rest) {
             sum += x * y;
         }
-        let acc = &acc[r];
-        let eights: [f32; 8] = std::array::from_fn(|l| acc[l] + acc[l + 8]);
-        let fours: [f32; 4] = std::array::from_fn(|l| eights[l] + eights[l + 4]);
-        let twos: [f32; 2] = std::array::from_fn(|l| fours[l] + fours[l + 2]);
-        (twos[0] + twos[1]) + sum
+        sum_lanes(&acc[r], sum)
     })
 }
 
